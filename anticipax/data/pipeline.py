@@ -1,0 +1,102 @@
+"""Input pipeline: prepared TFDS datasets (array_record) read with grain.
+
+Training: every process reads its own slice of the examples (`process_index::process_count`), shuffled
+deterministically from the seed and reshuffled every epoch, batched to its share of the global batch.
+The iterator state (`{"next_index": n}`) is saved with every checkpoint. Evaluation: one pass in file
+order, the last batch padded and flagged by `mask`, every process running the same number of batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+import dataclasses
+import math
+from typing import Any
+
+import grain
+import numpy as np
+
+
+class DataError(Exception):
+  """Raised for missing or malformed data; the message names the file, line/key and field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """What the model and metrics need to know about a dataset."""
+
+  num_classes: int
+  num_verbs: int
+  num_nouns: int
+  actions: np.ndarray  # [num_classes, 2] action id -> (verb id, noun id)
+  feature_dim: int
+  num_frames: int
+  action_names: tuple[str, ...] = ()
+  many_shot: Mapping[str, np.ndarray] | None = None  # 'verb'/'noun'/'action' -> class ids
+
+
+@dataclasses.dataclass
+class Splits:
+  train: Sequence[Mapping[str, Any]]  # random-access sources
+  eval: Sequence[Mapping[str, Any]]
+  info: DatasetInfo
+
+
+def _select(keys: Sequence[str]):
+  def fn(example):
+    return {k: np.asarray(example[k]) for k in keys}
+  return fn
+
+
+def train_iterator(source, *, keys: Sequence[str], batch_size: int, seed: int,
+                   process_index: int = 0, process_count: int = 1,
+                   num_threads: int = 4, prefetch: int = 8) -> grain.DatasetIterator:
+  """Endless iterator of this process's training batches (numpy dicts with `keys`).
+
+  Args:
+    source: random-access source of example dicts (e.g. `builder.as_data_source("train")`).
+    keys: example fields to keep (strings are dropped from device batches).
+    batch_size: examples per batch on this process (global batch / process count).
+    seed: shuffle seed; epoch e uses a permutation derived from (seed, e).
+    process_index / process_count: this process's slice of the examples.
+  """
+  ds = grain.MapDataset.source(source)[process_index::process_count]
+  if len(ds) < batch_size:
+    raise DataError(f"{len(ds)} training examples on this process, fewer than one batch of {batch_size}")
+  ds = ds.shuffle(seed=seed).repeat(None).map(_select(keys)).batch(batch_size, drop_remainder=True)
+  return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)))
+
+
+def num_eval_batches(num_examples: int, batch_size: int, process_count: int = 1) -> int:
+  """Batches every process runs so that the largest process slice is covered."""
+  return max(1, math.ceil(math.ceil(num_examples / process_count) / batch_size))
+
+
+def eval_batches(source, *, keys: Sequence[str], batch_size: int, process_index: int = 0,
+                 process_count: int = 1, num_threads: int = 4) -> Iterator[dict[str, np.ndarray]]:
+  """One pass over this process's slice; every batch has `batch_size` rows and a float `mask`."""
+  ds = grain.MapDataset.source(source)[process_index::process_count].map(_select(keys))
+  ds = ds.batch(batch_size, drop_remainder=False)
+  it = iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=4)))
+  for _ in range(num_eval_batches(len(source), batch_size, process_count)):
+    batch = next(it, None)
+    if batch is None:  # this process's slice ran out before the largest one
+      yield _padding_batch(source, keys, batch_size)
+      continue
+    n = len(next(iter(batch.values())))
+    out = {k: _pad(v, batch_size) for k, v in batch.items()}
+    out["mask"] = (np.arange(batch_size) < n).astype(np.float32)
+    yield out
+
+
+def _pad(x: np.ndarray, size: int) -> np.ndarray:
+  if len(x) == size:
+    return x
+  return np.concatenate([x, np.repeat(x[-1:], size - len(x), axis=0)])
+
+
+def _padding_batch(source, keys, batch_size):
+  example = _select(keys)(source[0])
+  out = {k: np.repeat(v[None], batch_size, axis=0) for k, v in example.items()}
+  out["mask"] = np.zeros(batch_size, np.float32)
+  return out

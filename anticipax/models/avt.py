@@ -1,0 +1,144 @@
+"""Anticipative Video Transformer (Girdhar & Grauman, ICCV 2021), linen.
+
+AVT = a frame backbone (here a projection of pre-extracted per-frame features; a ViT later) followed by
+AVT-h, a causal GPT-2-style head. The head reads frames 1..T and, at every position t, predicts the
+feature of frame t+1. One classifier reads those predicted features: at the last position it gives the
+next-action logits, at the earlier positions the "past" logits used by the past-classification loss.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from anticipax.models.layers import Dtype, Mlp, SelfAttention, default_kernel_init, dense, layer_norm
+
+
+class FeatureBackbone(nn.Module):
+  """Projects pre-extracted per-frame features [B, T, D_in] to the backbone width [B, T, dim]."""
+
+  dim: int
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, frames: jax.Array, *, deterministic: bool = True) -> jax.Array:
+    del deterministic
+    x = dense(self.dim, ("input", "embed"), dtype=self.dtype, name="proj")(frames)
+    return nn.with_logical_constraint(x, ("batch", "length", "embed"))
+
+
+class Gpt2Block(nn.Module):
+  """Pre-LayerNorm transformer block with causal self-attention and a 4x GELU MLP (GPT-2)."""
+
+  num_heads: int
+  mlp_ratio: int = 4
+  dropout: float = 0.0
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, deterministic: bool) -> jax.Array:
+    h = layer_norm(dtype=self.dtype, name="ln_1")(x)
+    h = SelfAttention(self.num_heads, self.dropout, causal=True, dtype=self.dtype, name="attn")(
+        h, deterministic=deterministic)
+    x = x + nn.Dropout(self.dropout)(h, deterministic=deterministic)
+    h = layer_norm(dtype=self.dtype, name="ln_2")(x)
+    x = x + Mlp(self.mlp_ratio * x.shape[-1], self.dropout, dtype=self.dtype, name="mlp")(
+        h, deterministic=deterministic)
+    return nn.with_logical_constraint(x, ("batch", "length", "embed"))
+
+
+class AvtHead(nn.Module):
+  """AVT-h: predicts the next frame's feature at every position (causal).
+
+  Attributes:
+    inter_dim: width of the transformer.
+    num_layers: GPT-2 blocks.
+    num_heads: attention heads.
+    max_len: number of learned position embeddings (>= frames per clip).
+    dropout: embedding, attention, residual and MLP dropout.
+  """
+
+  inter_dim: int
+  num_layers: int
+  num_heads: int
+  max_len: int = 64
+  dropout: float = 0.0
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, feats: jax.Array, *, deterministic: bool) -> jax.Array:
+    """feats [B, T, D] -> predicted next-frame features [B, T, D]."""
+    num_frames, dim = feats.shape[-2:]
+    if num_frames > self.max_len:
+      raise ValueError(f"{num_frames} frames exceed the head's max_len {self.max_len}")
+    x = dense(self.inter_dim, ("embed", "mlp"), use_bias=False, dtype=self.dtype, name="encoder")(feats)
+    pos = self.param("wpe", nn.with_logical_partitioning(default_kernel_init, ("length", "mlp")),
+                     (self.max_len, self.inter_dim))
+    x = nn.Dropout(self.dropout)(x + pos[:num_frames].astype(self.dtype), deterministic=deterministic)
+    # Inside the head the transformer width plays the role of "embed".
+    x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
+    for i in range(self.num_layers):
+      x = Gpt2Block(self.num_heads, dropout=self.dropout, dtype=self.dtype, name=f"h_{i}")(
+          x, deterministic=deterministic)
+    x = layer_norm(dtype=self.dtype, name="ln_f")(x)
+    x = dense(dim, ("mlp", "embed"), use_bias=False, dtype=self.dtype, name="decoder")(x)
+    return nn.with_logical_constraint(x, ("batch", "length", "embed"))
+
+
+class Avt(nn.Module):
+  """Backbone + AVT-h + classifiers.
+
+  Attributes:
+    backbone: module mapping inputs [B, T, ...] to frame features [B, T, D].
+    head: AvtHead.
+    num_classes: next-action classes.
+    num_verbs / num_nouns: optional extra heads on the same predicted features (0 = off).
+    dropout: dropout before the classifiers.
+
+  Returns from __call__: `(outputs, aux)`; outputs has `logits` [B, C] (next action) and optionally
+  `verb_logits`, `noun_logits`; aux has `past_logits` [B, T, C] (position t classifies frame t+1),
+  `pred_features` [B, T, D] and `features` [B, T, D] (the observed frame features).
+  """
+
+  backbone: nn.Module
+  head: AvtHead
+  num_classes: int
+  num_verbs: int = 0
+  num_nouns: int = 0
+  dropout: float = 0.0
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, frames: jax.Array, *, train: bool = False) -> tuple[dict[str, jax.Array], dict[str, Any]]:
+    deterministic = not train
+    feats = self.backbone(frames.astype(self.dtype), deterministic=deterministic)
+    pred = self.head(feats, deterministic=deterministic)
+    h = nn.Dropout(self.dropout)(pred, deterministic=deterministic)
+
+    def classifier(n, name):
+      logits = dense(n, ("embed", "classes"), dtype=self.dtype, name=name)(h).astype(jnp.float32)
+      return nn.with_logical_constraint(logits, ("batch", "length", "classes"))
+
+    past_logits = classifier(self.num_classes, "classifier")
+    outputs = {"logits": past_logits[:, -1]}
+    if self.num_verbs:
+      outputs["verb_logits"] = classifier(self.num_verbs, "verb_classifier")[:, -1]
+    if self.num_nouns:
+      outputs["noun_logits"] = classifier(self.num_nouns, "noun_classifier")[:, -1]
+    aux = {"past_logits": past_logits, "pred_features": pred.astype(jnp.float32),
+           "features": feats.astype(jnp.float32)}
+    return outputs, aux
+
+
+def build_avt(cfg, *, num_classes: int, num_verbs: int = 0, num_nouns: int = 0) -> Avt:
+  """AVT from `config.model` (backbone.dim, head.*, dropout, verb_noun_heads, dtype)."""
+  dtype = jnp.dtype(cfg.get("dtype", "float32"))
+  backbone = FeatureBackbone(cfg.backbone.dim, dtype=dtype)
+  head = AvtHead(cfg.head.inter_dim, cfg.head.num_layers, cfg.head.num_heads,
+                 max_len=cfg.head.get("max_len", 64), dropout=cfg.head.dropout, dtype=dtype)
+  with_vn = cfg.get("verb_noun_heads", False)
+  return Avt(backbone, head, num_classes, num_verbs if with_vn else 0, num_nouns if with_vn else 0,
+             dropout=cfg.dropout, dtype=dtype)

@@ -1,0 +1,42 @@
+"""Optimizer and learning-rate schedule from `config.optimizer` / `config.schedule` (optax)."""
+
+from __future__ import annotations
+
+import jax
+import optax
+
+
+def decay_mask(params):
+  """Weight decay applies to matrices (kernels, embeddings), never to biases or LayerNorm scales."""
+  return jax.tree.map(lambda p: p.ndim > 1, params)
+
+
+def create_schedule(cfg, total_steps: int) -> optax.Schedule:
+  """Linear warmup to `schedule.peak_lr`, then cosine decay to `peak_lr * schedule.end_factor`."""
+  warmup = int(cfg.get("warmup_steps", 0))
+  if cfg.get("decay", "cosine") == "constant":
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, cfg.peak_lr, max(warmup, 1)), optax.constant_schedule(cfg.peak_lr)],
+        [max(warmup, 1)]) if warmup else optax.constant_schedule(cfg.peak_lr)
+  return optax.warmup_cosine_decay_schedule(
+      init_value=0.0 if warmup else cfg.peak_lr, peak_value=cfg.peak_lr, warmup_steps=warmup,
+      decay_steps=max(total_steps, warmup + 1), end_value=cfg.peak_lr * cfg.get("end_factor", 0.0))
+
+
+def create_optimizer(opt_cfg, schedule: optax.Schedule) -> optax.GradientTransformation:
+  """`optimizer.name` in {adamw, sgd}; `grad_clip` (global norm, 0 = off) and decoupled weight decay.
+
+  SGD uses Nesterov momentum. Weight decay skips 1-d parameters (`decay_mask`).
+  """
+  name = opt_cfg.name.lower()
+  wd = float(opt_cfg.get("weight_decay", 0.0))
+  if name == "adamw":
+    tx = optax.adamw(schedule, b1=opt_cfg.get("b1", 0.9), b2=opt_cfg.get("b2", 0.999),
+                     eps=opt_cfg.get("eps", 1e-8), weight_decay=wd, mask=decay_mask)
+  elif name == "sgd":
+    tx = optax.chain(optax.add_decayed_weights(wd, mask=decay_mask) if wd else optax.identity(),
+                     optax.sgd(schedule, momentum=opt_cfg.get("momentum", 0.9), nesterov=True))
+  else:
+    raise ValueError(f"config.optimizer.name: unknown optimizer {opt_cfg.name!r} (adamw, sgd)")
+  clip = float(opt_cfg.get("grad_clip", 0.0))
+  return optax.chain(optax.clip_by_global_norm(clip), tx) if clip else tx

@@ -1,0 +1,252 @@
+"""The one trainer: state init, jitted sharded steps, loop, evaluation, checkpoints, writers.
+
+Follow one batch: `data.pipeline` yields this process's numpy slice -> `sharding.global_batch` makes it a
+global array split over the data axes -> `train_step` (jitted once, state donated) runs the task's loss
+under `value_and_grad` and the optimizer -> clu metrics are merged on device and written every
+`log_every` steps. Evaluation gathers the outputs of `task.predict` and scores them with `metrics.py`.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterator
+import contextlib
+import json
+import os
+from typing import Any
+
+from absl import logging
+from clu import metric_writers
+from clu import metrics as clu_metrics
+from clu import periodic_actions
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+
+from anticipax import optimizers
+from anticipax import sharding
+from anticipax import tasks
+from anticipax.data import datasets
+from anticipax.data import pipeline
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything that changes during training. Dropout keys derive from (seed, step), not stored."""
+
+  step: jax.Array
+  params: Any
+  opt_state: Any
+
+
+def _collection(names: tuple[str, ...]) -> type[clu_metrics.Collection]:
+  fields = {n: clu_metrics.Average.from_output(n) for n in names}
+  fields["learning_rate"] = clu_metrics.LastValue.from_output("learning_rate")
+  fields["grad_norm"] = clu_metrics.Average.from_output("grad_norm")
+  return clu_metrics.Collection.create(**fields)
+
+
+class Trainer:
+  """Builds the task, mesh, optimizer and jitted steps for one config."""
+
+  def __init__(self, config, splits: pipeline.Splits | None = None, devices=None):
+    self.config = config
+    self.splits = splits if splits is not None else datasets.load(config.data)
+    self.task = tasks.get(config, self.splits.info)
+    self.mesh = sharding.make_mesh(config.mesh, devices)
+    self.rules = sharding.rules_from_config(config.logical_axis_rules)
+    self.total_steps = int(config.train.steps)
+    self.schedule = optimizers.create_schedule(config.schedule, self.total_steps)
+    self.tx = optimizers.create_optimizer(config.optimizer, self.schedule)
+    self.metrics_cls = _collection(self.task.train_metric_names)
+    init_rng, self.train_rng = jax.random.split(jax.random.key(config.seed))
+
+    self.global_batch_size = int(config.train.batch_size)
+    dp = sharding.data_parallel_size(self.mesh)
+    if self.global_batch_size % dp or self.global_batch_size % jax.process_count():
+      raise ValueError(f"config.train.batch_size {self.global_batch_size} must divide by the data-parallel "
+                       f"mesh size {dp} and the process count {jax.process_count()}")
+    self.local_batch_size = self.global_batch_size // jax.process_count()
+    self.eval_batch_size = int(config.eval.get("batch_size") or self.global_batch_size)
+    dummy = self.task.dummy_batch(self.global_batch_size)
+    self.batch_shardings = {k: sharding.batch_sharding(self.mesh, v.ndim) for k, v in dummy.items()}
+    eval_dummy = {**self.task.dummy_batch(self.eval_batch_size), "mask": np.zeros(self.eval_batch_size)}
+    eval_shardings = {k: sharding.batch_sharding(self.mesh, v.ndim) for k, v in eval_dummy.items()}
+
+    def init_boxed(rng):
+      params = self.task.init(rng, jax.tree.map(jnp.asarray, dummy))
+      return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.tx.init(params))
+
+    with self.mesh, nn.logical_axis_rules(self.rules):
+      abstract = jax.eval_shape(init_boxed, init_rng)
+      self.state_shardings = sharding.logical_shardings(abstract, self.mesh, self.rules)
+      self.abstract_state = jax.tree.map(
+          lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+          nn.unbox(abstract), self.state_shardings)
+      self._init = jax.jit(lambda r: nn.unbox(init_boxed(r)), out_shardings=self.state_shardings)
+    self._init_rng = init_rng
+    self.train_step = jax.jit(self._train_step, in_shardings=(self.state_shardings, self.batch_shardings),
+                              out_shardings=(self.state_shardings, None), donate_argnums=(0,))
+    self.eval_step = jax.jit(self._eval_step, in_shardings=(self.state_shardings.params, eval_shardings),
+                             out_shardings=sharding.replicated(self.mesh))
+
+  # -- jitted bodies -------------------------------------------------------------------------------
+  def _train_step(self, state: TrainState, batch):
+    rng = jax.random.fold_in(self.train_rng, state.step)
+    with nn.logical_axis_rules(self.rules):
+      grad_fn = jax.value_and_grad(self.task.loss_fn, has_aux=True)
+      (_, terms), grads = grad_fn(state.params, batch, rng)
+    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    step_metrics = self.metrics_cls.single_from_model_output(
+        **terms, grad_norm=optax.global_norm(grads), learning_rate=self.schedule(state.step))
+    return TrainState(step=state.step + 1, params=params, opt_state=opt_state), step_metrics
+
+  def _eval_step(self, params, batch):
+    with nn.logical_axis_rules(self.rules):
+      outputs = self.task.predict(params, batch)
+    return {**outputs, "mask": batch["mask"]}
+
+  # -- host side -------------------------------------------------------------------------------------
+  def init_state(self) -> TrainState:
+    with self.mesh:
+      return self._init(self._init_rng)
+
+  def train_iterator(self):
+    return pipeline.train_iterator(
+        self.splits.train, keys=self.task.keys, batch_size=self.local_batch_size,
+        seed=self.config.seed, process_index=jax.process_index(), process_count=jax.process_count(),
+        num_threads=self.config.data.get("num_threads", 4))
+
+  def batches(self, iterator, prefetch: int = 2) -> Iterator[tuple[dict, dict]]:
+    """(iterator state after this batch, global device batch), `prefetch` batches transferred ahead."""
+    queue = collections.deque()
+
+    def put():
+      local = next(iterator)
+      queue.append((iterator.get_state(), sharding.global_batch(local, self.mesh)))
+
+    for _ in range(prefetch):
+      put()
+    while True:
+      put()
+      yield queue.popleft()
+
+  def evaluate(self, params) -> dict[str, float]:
+    outputs = []
+    for local in pipeline.eval_batches(
+        self.splits.eval, keys=self.task.keys, batch_size=self.eval_batch_size // jax.process_count(),
+        process_index=jax.process_index(), process_count=jax.process_count()):
+      outputs.append(self.eval_step(params, sharding.global_batch(local, self.mesh)))
+    host = jax.device_get(outputs)
+    cat = {k: np.concatenate([o[k] for o in host]) for k in host[0]}
+    keep = cat.pop("mask") > 0
+    return self.task.evaluate({k: v[keep] for k, v in cat.items()})
+
+
+def _managers(workdir: str, config):
+  options = ocp.CheckpointManagerOptions(
+      save_interval_steps=1, max_to_keep=config.train.get("keep_checkpoints", 2), create=True,
+      enable_async_checkpointing=config.train.get("async_checkpointing", True))
+  latest = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"), options=options,
+                                 item_names=("state", "data"))
+  best_metric = config.eval.best_metric
+  best = ocp.CheckpointManager(
+      os.path.join(workdir, "best"), item_names=("state",),
+      options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True, best_fn=lambda m: m[best_metric],
+                                           best_mode="max", enable_async_checkpointing=False))
+  return latest, best
+
+
+def run(config, workdir: str, *, splits: pipeline.Splits | None = None) -> dict[str, Any]:
+  """Trains `config` in `workdir` (resuming from its latest checkpoint) and returns the final metrics."""
+  workdir = os.path.abspath(workdir)
+  trainer = Trainer(config, splits)
+  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+  if jax.process_index() == 0:
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
+  latest, best = _managers(workdir, config)
+
+  iterator = trainer.train_iterator()
+  data_state = iterator.get_state()
+  if latest.latest_step() is not None:
+    step = latest.latest_step()
+    restored = latest.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(trainer.abstract_state), data=ocp.args.JsonRestore()))
+    state, data_state = restored.state, restored.data
+    iterator.set_state(data_state)
+    logging.info("Resumed from %s at step %d.", latest.directory, step)
+  else:
+    state = trainer.init_state()
+  step = int(jax.device_get(state.step))
+
+  num_params = sum(x.size for x in jax.tree.leaves(state.params))
+  logging.info("Model: %s parameters; mesh %s; global batch %d.", f"{num_params:,}",
+               dict(trainer.mesh.shape), trainer.global_batch_size)
+
+  tcfg = config.train
+  hooks = []
+  if jax.process_index() == 0:
+    hooks.append(periodic_actions.ReportProgress(num_train_steps=trainer.total_steps, writer=writer,
+                                                 every_steps=tcfg.log_every))
+    if tcfg.get("profile_steps", 0):
+      hooks.append(periodic_actions.Profile(logdir=workdir, num_profile_steps=tcfg.profile_steps,
+                                            first_profile=tcfg.get("profile_first_step", 10)))
+
+  def save(step, data_state, eval_metrics=None):
+    latest.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                              data=ocp.args.JsonSave(data_state)), force=True)
+    if eval_metrics is not None:
+      best.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)),
+                metrics=eval_metrics, force=True)
+
+  progress = next((h for h in hooks if isinstance(h, periodic_actions.ReportProgress)), None)
+  eval_metrics = None
+  train_metrics = None
+  batches = trainer.batches(iterator) if step < trainer.total_steps else iter(())
+  while step < trainer.total_steps:
+    with jax.profiler.StepTraceAnnotation("train", step_num=step):
+      data_state, batch = next(batches)
+      state, step_metrics = trainer.train_step(state, batch)
+    step += 1
+    train_metrics = step_metrics if train_metrics is None else train_metrics.merge(step_metrics)
+    for hook in hooks:
+      hook(step)
+    last = step == trainer.total_steps
+    if step % tcfg.log_every == 0 or last:
+      writer.write_scalars(step, {f"train/{k}": v for k, v in train_metrics.compute().items()})
+      train_metrics = None
+    evaluated = (tcfg.eval_every and step % tcfg.eval_every == 0) or last
+    if evaluated:
+      with progress.timed("eval") if progress else contextlib.nullcontext():
+        eval_metrics = trainer.evaluate(state.params)
+      writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
+    if step % tcfg.checkpoint_every == 0 or last or evaluated:
+      save(step, data_state, eval_metrics if evaluated else None)
+
+  if eval_metrics is None:  # resumed a finished run: score the restored state again
+    eval_metrics = trainer.evaluate(state.params)
+  latest.wait_until_finished()
+  writer.flush()
+  result = {"step": step, **{f"eval/{k}": float(v) for k, v in eval_metrics.items()}}
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "metrics.json"), "w") as f:
+      json.dump(result, f, indent=2, sort_keys=True)
+  latest.close()
+  best.close()
+  return result
+
+
+
+def format_metrics(result: dict[str, Any]) -> str:
+  """A readable table of the final evaluation (percentages)."""
+  lines = [f"Validation after step {result['step']}:"]
+  for key in sorted(k for k in result if k.startswith("eval/")):
+    lines.append(f"  {key[5:]:<32s} {100 * result[key]:6.2f} %")
+  return "\n".join(lines)

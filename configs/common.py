@@ -1,0 +1,59 @@
+"""Defaults shared by every experiment config; each config file overrides what differs."""
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.task = "anticipation"
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = ""
+  c.data.tfds_data_dir = ml_collections.FieldReference(None, field_type=str)  # None: TFDS default
+  c.data.manual_dir = ml_collections.FieldReference(None, field_type=str)
+  c.data.num_threads = 4
+
+  c.model = ml_collections.ConfigDict()
+  c.model.dtype = "float32"
+  c.model.backbone = ml_collections.ConfigDict({"dim": 768})
+  c.model.head = ml_collections.ConfigDict(
+      {"inter_dim": 2048, "num_layers": 2, "num_heads": 4, "dropout": 0.2, "max_len": 64})
+  c.model.dropout = 0.2
+  c.model.verb_noun_heads = False
+
+  c.loss = ml_collections.ConfigDict(
+      {"next_action": 1.0, "future_feature": 1.0, "past_action": 1.0, "verb": 0.0, "noun": 0.0,
+       "label_smoothing": 0.0})
+
+  c.optimizer = ml_collections.ConfigDict(
+      {"name": "sgd", "momentum": 0.9, "weight_decay": 1e-6, "grad_clip": 0.0, "b1": 0.9, "b2": 0.999})
+  c.schedule = ml_collections.ConfigDict(
+      {"peak_lr": 1e-3, "warmup_steps": 0, "decay": "cosine", "end_factor": 0.0})
+
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 32
+  c.train.steps = 1000
+  c.train.log_every = 50
+  c.train.eval_every = 500
+  c.train.checkpoint_every = 500
+  c.train.keep_checkpoints = 2
+  c.train.async_checkpointing = True
+  c.train.profile_steps = 0
+  c.train.profile_first_step = 10
+
+  c.eval = ml_collections.ConfigDict({"batch_size": 64, "best_metric": "action/mean_top1"})
+
+  # Mesh axes (-1 fills with the remaining devices) and logical-axis -> mesh-axis rules.
+  c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
+  c.logical_axis_rules = [
+      ("batch", ("data", "fsdp")),
+      ("embed", "fsdp"),
+      ("mlp", "tensor"),
+      ("heads", "tensor"),
+      ("kv", None),
+      ("classes", "tensor"),
+      ("input", None),
+      ("length", None),
+  ]
+  return c

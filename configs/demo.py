@@ -1,0 +1,23 @@
+"""AVT on the embedded synthetic_kitchen dataset: a few minutes on 2 CPU cores.
+
+    python -m anticipax.main --config=configs/demo.py --workdir=/tmp/anticipax_demo
+
+The dataset is generated locally on first use (no download) into TFDS's data dir; a smoke run:
+`--config.train.steps=10`.
+"""
+
+from configs import common
+
+
+def get_config(arg: str | None = None):
+  del arg
+  c = common.base_config()
+  c.data.name = "synthetic_kitchen"
+  c.model.backbone.dim = 64
+  c.model.head.update(inter_dim=128, num_layers=2, num_heads=4, dropout=0.1)
+  c.model.dropout = 0.3
+  c.optimizer.update(name="adamw", weight_decay=0.01, grad_clip=1.0)
+  c.schedule.update(peak_lr=1e-3, warmup_steps=50)
+  c.train.update(batch_size=64, steps=1500, log_every=100, eval_every=500, checkpoint_every=500)
+  c.eval.batch_size = 256
+  return c

@@ -1,0 +1,40 @@
+"""AVT-h on EGTEA Gaze+ (split 1) pre-extracted features, as in Girdhar & Grauman (ICCV 2021).
+
+Put the RULSTM files for EGTEA (training1.csv, validation1.csv, actions.csv and the rgb/ LMDB) in
+~/tensorflow_datasets/downloads/manual/egtea_gaze_plus (or pass --config.data.manual_dir), then:
+
+    python -m anticipax.main --config=configs/egtea.py --workdir=/tmp/avt_egtea
+
+`get_config("split=2")` picks another of the three splits.
+"""
+
+from configs import common
+
+_TRAIN_EXAMPLES = 8299  # RULSTM split 1 training segments
+_EPOCHS = 50
+
+
+def get_config(arg: str | None = None):
+  opts = dict(kv.split("=") for kv in (arg or "").split(",") if kv)
+  c = common.base_config()
+  c.data.name = "egtea_gaze_plus"
+  c.data.split = int(opts.get("split", 1))
+  c.data.modalities = ["rgb"]
+  c.data.num_frames = 10  # AVT: 10 frames at 1 fps, anticipating 0.5 s ahead
+  c.data.fps = 1.0
+  c.data.tau_a = 0.5
+
+  c.model.backbone.dim = 768
+  c.model.head.update(inter_dim=2048, num_layers=2, num_heads=4, dropout=0.2)
+  c.model.dropout = 0.2
+
+  # AVT: SGD + momentum, lr 1e-4, weight decay 1e-6, 50 epochs = 20 warmup + 30 cosine.
+  batch = 32
+  steps_per_epoch = _TRAIN_EXAMPLES // batch
+  c.optimizer.update(name="sgd", momentum=0.9, weight_decay=1e-6)
+  c.schedule.update(peak_lr=1e-4, warmup_steps=20 * steps_per_epoch)
+  c.train.update(batch_size=batch, steps=_EPOCHS * steps_per_epoch, log_every=100,
+                 eval_every=5 * steps_per_epoch, checkpoint_every=steps_per_epoch)
+  c.train.profile_steps = 5
+  c.eval.best_metric = "action/mean_top1"
+  return c

@@ -1,0 +1,38 @@
+"""AVT-h on EPIC-Kitchens-55 (RULSTM train/validation split) features, as in Girdhar & Grauman (ICCV 2021).
+
+Put the RULSTM files for EK55 (training.csv, validation.csv, actions.csv, EPIC_many_shot_verbs.csv,
+EPIC_many_shot_nouns.csv and the rgb/ LMDB) in ~/tensorflow_datasets/downloads/manual/epic_kitchens_55
+(or pass --config.data.manual_dir), then:
+
+    python -m anticipax.main --config=configs/ek55.py --workdir=/tmp/avt_ek55
+"""
+
+from configs import common
+
+_TRAIN_EXAMPLES = 23493  # RULSTM training segments
+_EPOCHS = 50
+
+
+def get_config(arg: str | None = None):
+  del arg
+  c = common.base_config()
+  c.data.name = "epic_kitchens_55"
+  c.data.modalities = ["rgb"]
+  c.data.num_frames = 10  # AVT: 10 frames at 2 fps (tau_o = 5 s), anticipating 1 s ahead
+  c.data.fps = 2.0
+  c.data.tau_a = 1.0
+
+  c.model.backbone.dim = 768
+  c.model.head.update(inter_dim=2048, num_layers=12, num_heads=8, dropout=0.8)
+  c.model.dropout = 0.8
+  c.model.verb_noun_heads = False
+
+  batch = 32
+  steps_per_epoch = _TRAIN_EXAMPLES // batch
+  c.optimizer.update(name="sgd", momentum=0.9, weight_decay=1e-6)
+  c.schedule.update(peak_lr=1e-4, warmup_steps=20 * steps_per_epoch)
+  c.train.update(batch_size=batch, steps=_EPOCHS * steps_per_epoch, log_every=100,
+                 eval_every=5 * steps_per_epoch, checkpoint_every=steps_per_epoch)
+  c.train.profile_steps = 5
+  c.eval.best_metric = "action/mean_top5_recall"
+  return c
