@@ -209,8 +209,13 @@ def run(config, workdir: str, *, splits: pipeline.Splits | None = None) -> dict[
   progress = next((h for h in hooks if isinstance(h, periodic_actions.ReportProgress)), None)
   eval_metrics = None
   train_metrics = None
-  batches = trainer.batches(iterator) if step < trainer.total_steps else iter(())
-  while step < trainer.total_steps:
+  # A run may stop early (time-limited jobs): the schedule still spans train.steps, so resuming later
+  # reproduces an uninterrupted run exactly.
+  stop = trainer.total_steps
+  if tcfg.get("max_steps_per_run", 0):
+    stop = min(stop, step + tcfg.max_steps_per_run)
+  batches = trainer.batches(iterator) if step < stop else iter(())
+  while step < stop:
     with jax.profiler.StepTraceAnnotation("train", step_num=step):
       data_state, batch = next(batches)
       state, step_metrics = trainer.train_step(state, batch)
@@ -218,7 +223,7 @@ def run(config, workdir: str, *, splits: pipeline.Splits | None = None) -> dict[
     train_metrics = step_metrics if train_metrics is None else train_metrics.merge(step_metrics)
     for hook in hooks:
       hook(step)
-    last = step == trainer.total_steps
+    last = step == stop
     if step % tcfg.log_every == 0 or last:
       writer.write_scalars(step, {f"train/{k}": v for k, v in train_metrics.compute().items()})
       train_metrics = None

@@ -34,6 +34,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 32
   c.train.steps = 1000
+  c.train.max_steps_per_run = 0  # stop this invocation early (0: run to train.steps); resume continues
   c.train.log_every = 50
   c.train.eval_every = 500
   c.train.checkpoint_every = 500
