@@ -16,7 +16,7 @@ import jax
 from ml_collections import config_flags
 
 from anticipax import train
-from anticipax.data.pipeline import DataError
+from anticipax.data.errors import DataError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config (a configs/*.py file).",
                                           lock_config=True)

@@ -6,7 +6,8 @@ import os
 
 import numpy as np
 
-from anticipax.data.pipeline import DataError, DatasetInfo, Splits
+from anticipax.data.errors import DataError
+from anticipax.data.pipeline import DatasetInfo, Splits
 
 
 def _synthetic_kitchen(cfg) -> Splits:

@@ -16,9 +16,7 @@ from typing import Any
 import grain
 import numpy as np
 
-
-class DataError(Exception):
-  """Raised for missing or malformed data; the message names the file, line/key and field."""
+from anticipax.data.errors import DataError
 
 
 @dataclasses.dataclass(frozen=True)
