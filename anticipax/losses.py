@@ -58,6 +58,8 @@ def future_feature_mse(pred_features: jax.Array, features: jax.Array,
     mask: [B] optional example weights.
   """
   mask = _ones_like_batch(pred_features) if mask is None else mask.astype(jnp.float32)
+  if pred_features.shape[1] < 2:  # a one-frame clip has no observed next frame to regress
+    return jnp.zeros((), jnp.float32), {}
   err = jnp.square(pred_features[:, :-1] - jax.lax.stop_gradient(features[:, 1:]))
   per_example = jnp.mean(err, axis=(1, 2))
   return _masked_mean(per_example, mask), {}

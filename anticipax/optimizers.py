@@ -6,9 +6,17 @@ import jax
 import optax
 
 
+_NO_DECAY = ("bias", "scale")  # biases (any rank, e.g. per-head [heads, head_dim]) and LayerNorm scales
+
+
 def decay_mask(params):
-  """Weight decay applies to matrices (kernels, embeddings), never to biases or LayerNorm scales."""
-  return jax.tree.map(lambda p: p.ndim > 1, params)
+  """Weight decay applies to kernels and embeddings, never to biases or LayerNorm parameters."""
+
+  def decays(path, _):
+    names = [k.key for k in path if isinstance(k, jax.tree_util.DictKey)]
+    return names[-1] not in _NO_DECAY
+
+  return jax.tree_util.tree_map_with_path(decays, params)
 
 
 def create_schedule(cfg, total_steps: int) -> optax.Schedule:
@@ -24,9 +32,10 @@ def create_schedule(cfg, total_steps: int) -> optax.Schedule:
 
 
 def create_optimizer(opt_cfg, schedule: optax.Schedule) -> optax.GradientTransformation:
-  """`optimizer.name` in {adamw, sgd}; `grad_clip` (global norm, 0 = off) and decoupled weight decay.
+  """`optimizer.name` in {adamw, sgd}; `grad_clip` (global norm, 0 = off) and weight decay.
 
-  SGD uses Nesterov momentum. Weight decay skips 1-d parameters (`decay_mask`).
+  AdamW decays decoupled from the gradient; SGD (Nesterov momentum) adds `wd * p` to the gradient, as
+  PyTorch's SGD does (coupled L2, what AVT trained with). Neither decays biases or LayerNorm (`decay_mask`).
   """
   name = opt_cfg.name.lower()
   wd = float(opt_cfg.get("weight_decay", 0.0))

@@ -54,6 +54,7 @@ def base_config() -> ml_collections.ConfigDict:
       ("heads", "tensor"),
       ("kv", None),
       ("classes", "tensor"),
+      ("features", None),
       ("input", None),
       ("length", None),
   ]

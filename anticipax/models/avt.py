@@ -26,8 +26,8 @@ class FeatureBackbone(nn.Module):
   @nn.compact
   def __call__(self, frames: jax.Array, *, deterministic: bool = True) -> jax.Array:
     del deterministic
-    x = dense(self.dim, ("input", "embed"), dtype=self.dtype, name="proj")(frames)
-    return nn.with_logical_constraint(x, ("batch", "length", "embed"))
+    x = dense(self.dim, ("input", "features"), dtype=self.dtype, name="proj")(frames)
+    return nn.with_logical_constraint(x, ("batch", "length", "features"))
 
 
 class Gpt2Block(nn.Module):
@@ -74,18 +74,18 @@ class AvtHead(nn.Module):
     num_frames, dim = feats.shape[-2:]
     if num_frames > self.max_len:
       raise ValueError(f"{num_frames} frames exceed the head's max_len {self.max_len}")
-    x = dense(self.inter_dim, ("embed", "mlp"), use_bias=False, dtype=self.dtype, name="encoder")(feats)
-    pos = self.param("wpe", nn.with_logical_partitioning(default_kernel_init, ("length", "mlp")),
+    # Frame features live on the "features" axis; the transformer's own width is "embed".
+    x = dense(self.inter_dim, ("features", "embed"), use_bias=False, dtype=self.dtype, name="encoder")(feats)
+    pos = self.param("wpe", nn.with_logical_partitioning(default_kernel_init, ("length", "embed")),
                      (self.max_len, self.inter_dim))
     x = nn.Dropout(self.dropout)(x + pos[:num_frames].astype(self.dtype), deterministic=deterministic)
-    # Inside the head the transformer width plays the role of "embed".
     x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
     for i in range(self.num_layers):
       x = Gpt2Block(self.num_heads, dropout=self.dropout, dtype=self.dtype, name=f"h_{i}")(
           x, deterministic=deterministic)
     x = layer_norm(dtype=self.dtype, name="ln_f")(x)
-    x = dense(dim, ("mlp", "embed"), use_bias=False, dtype=self.dtype, name="decoder")(x)
-    return nn.with_logical_constraint(x, ("batch", "length", "embed"))
+    x = dense(dim, ("embed", "features"), use_bias=False, dtype=self.dtype, name="decoder")(x)
+    return nn.with_logical_constraint(x, ("batch", "length", "features"))
 
 
 class Avt(nn.Module):
@@ -119,7 +119,7 @@ class Avt(nn.Module):
     h = nn.Dropout(self.dropout)(pred, deterministic=deterministic)
 
     def classifier(n, name):
-      logits = dense(n, ("embed", "classes"), dtype=self.dtype, name=name)(h).astype(jnp.float32)
+      logits = dense(n, ("features", "classes"), dtype=self.dtype, name=name)(h).astype(jnp.float32)
       return nn.with_logical_constraint(logits, ("batch", "length", "classes"))
 
     past_logits = classifier(self.num_classes, "classifier")
