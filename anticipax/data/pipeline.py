@@ -72,16 +72,23 @@ def num_eval_batches(num_examples: int, batch_size: int, process_count: int = 1)
 
 def eval_batches(source, *, keys: Sequence[str], batch_size: int, process_index: int = 0,
                  process_count: int = 1, num_threads: int = 4) -> Iterator[dict[str, np.ndarray]]:
-  """One pass over this process's slice; every batch has `batch_size` rows and a float `mask`."""
-  ds = grain.MapDataset.source(source)[process_index::process_count].map(_select(keys))
-  ds = ds.batch(batch_size, drop_remainder=False)
+  """One pass over this process's slice, in order.
+
+  Every batch has `batch_size` rows, a float `mask` (0 for padding) and the examples' `index` in
+  `source`, so outputs gathered from several processes can be put back in order.
+  """
+  select = _select(keys)
+  ds = grain.MapDataset.range(len(source))[process_index::process_count]
+  ds = ds.map(lambda i: {**select(source[i]), "index": np.int32(i)}).batch(batch_size, drop_remainder=False)
   it = iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=4)))
   for _ in range(num_eval_batches(len(source), batch_size, process_count)):
     batch = next(it, None)
     if batch is None:  # this process's slice ran out before the largest one
-      yield _padding_batch(source, keys, batch_size)
-      continue
-    n = len(next(iter(batch.values())))
+      batch = {k: v[None] for k, v in select(source[0]).items()}
+      batch["index"] = np.zeros(1, np.int32)
+      n = 0
+    else:
+      n = len(batch["index"])
     out = {k: _pad(v, batch_size) for k, v in batch.items()}
     out["mask"] = (np.arange(batch_size) < n).astype(np.float32)
     yield out
@@ -92,9 +99,3 @@ def _pad(x: np.ndarray, size: int) -> np.ndarray:
     return x
   return np.concatenate([x, np.repeat(x[-1:], size - len(x), axis=0)])
 
-
-def _padding_batch(source, keys, batch_size):
-  example = _select(keys)(source[0])
-  out = {k: np.repeat(v[None], batch_size, axis=0) for k, v in example.items()}
-  out["mask"] = np.zeros(batch_size, np.float32)
-  return out
