@@ -74,7 +74,8 @@ class Trainer:
     self.eval_batch_size = int(config.eval.get("batch_size") or self.global_batch_size)
     dummy = self.task.dummy_batch(self.global_batch_size)
     self.batch_shardings = {k: sharding.batch_sharding(self.mesh, v.ndim) for k, v in dummy.items()}
-    eval_dummy = {**self.task.dummy_batch(self.eval_batch_size), "mask": np.zeros(self.eval_batch_size)}
+    eval_dummy = {**self.task.dummy_batch(self.eval_batch_size), "mask": np.zeros(self.eval_batch_size),
+                  "index": np.zeros(self.eval_batch_size, np.int32)}
     eval_shardings = {k: sharding.batch_sharding(self.mesh, v.ndim) for k, v in eval_dummy.items()}
 
     def init_boxed(rng):
@@ -109,7 +110,7 @@ class Trainer:
   def _eval_step(self, params, batch):
     with nn.logical_axis_rules(self.rules):
       outputs = self.task.predict(params, batch)
-    return {**outputs, "mask": batch["mask"]}
+    return {**outputs, "mask": batch["mask"], "index": batch["index"]}
 
   # -- host side -------------------------------------------------------------------------------------
   def init_state(self) -> TrainState:
@@ -136,16 +137,21 @@ class Trainer:
       put()
       yield queue.popleft()
 
-  def evaluate(self, params) -> dict[str, float]:
+  def predict(self, params, source) -> dict[str, np.ndarray]:
+    """`task.predict` over every example of `source`, gathered on every host, in source order."""
     outputs = []
     for local in pipeline.eval_batches(
-        self.splits.eval, keys=self.task.keys, batch_size=self.eval_batch_size // jax.process_count(),
+        source, keys=self.task.keys, batch_size=self.eval_batch_size // jax.process_count(),
         process_index=jax.process_index(), process_count=jax.process_count()):
       outputs.append(self.eval_step(params, sharding.global_batch(local, self.mesh)))
     host = jax.device_get(outputs)
     cat = {k: np.concatenate([o[k] for o in host]) for k in host[0]}
     keep = cat.pop("mask") > 0
-    return self.task.evaluate({k: v[keep] for k, v in cat.items()})
+    order = np.argsort(cat["index"][keep], kind="stable")
+    return {k: v[keep][order] for k, v in cat.items()}
+
+  def evaluate(self, params) -> dict[str, float]:
+    return self.task.evaluate(self.predict(params, self.splits.eval))
 
 
 def _managers(workdir: str, config):
