@@ -177,6 +177,7 @@ def anticipation_metrics(
     num_verbs: int | None = None, num_nouns: int | None = None,
     many_shot: Mapping[str, Any] | None = None,
     verb_logits: np.ndarray | None = None, noun_logits: np.ndarray | None = None,
+    example_subsets: Mapping[str, Mapping[str, np.ndarray]] | None = None,
 ) -> dict[str, float]:
   """Action, verb and noun metrics as reported for EPIC-Kitchens anticipation.
 
@@ -200,6 +201,8 @@ def anticipation_metrics(
     many_shot: optional ``{part: class ids}``; `many_shot_actions` gives the action ids.
     verb_logits: optional ``[N, V]`` scores from a dedicated verb head.
     noun_logits: likewise for nouns.
+    example_subsets: optional ``{name: {part: bool [N]}}``, e.g. EK100's unseen participants or tail
+      segments; adds ``{part}/{name}_mean_top5_recall`` over the selected rows only (RULSTM).
 
   Returns:
     Flat dict of Python floats in ``[0, 1]`` (``nan`` where nothing qualifies);
@@ -246,4 +249,10 @@ def anticipation_metrics(
     if many_shot is not None and part in many_shot:
       out[f"{part}/many_shot_mean_top5_recall"] = class_mean_topk_recall(
           s, y, k=5, classes=many_shot[part])
+    for name, masks in (example_subsets or {}).items():
+      if part in masks:
+        rows = np.asarray(masks[part], bool)
+        if rows.shape != y.shape:
+          raise ValueError(f"example subset {name!r}/{part} has shape {rows.shape}, labels {y.shape}.")
+        out[f"{part}/{name}_mean_top5_recall"] = class_mean_topk_recall(s[rows], y[rows], k=5)
   return out

@@ -74,8 +74,8 @@ class Trainer:
     self.eval_batch_size = int(config.eval.get("batch_size") or self.global_batch_size)
     dummy = self.task.dummy_batch(self.global_batch_size)
     self.batch_shardings = {k: sharding.batch_sharding(self.mesh, v.ndim) for k, v in dummy.items()}
-    eval_dummy = {**self.task.dummy_batch(self.eval_batch_size), "mask": np.zeros(self.eval_batch_size),
-                  "index": np.zeros(self.eval_batch_size, np.int32)}
+    eval_dummy = {**self.task.dummy_batch(self.eval_batch_size, eval=True),
+                  "mask": np.zeros(self.eval_batch_size), "index": np.zeros(self.eval_batch_size, np.int32)}
     eval_shardings = {k: sharding.batch_sharding(self.mesh, v.ndim) for k, v in eval_dummy.items()}
 
     def init_boxed(rng):
@@ -119,7 +119,7 @@ class Trainer:
 
   def train_iterator(self):
     return pipeline.train_iterator(
-        self.splits.train, keys=self.task.keys, batch_size=self.local_batch_size,
+        self.splits.train, keys=self.task.train_keys, batch_size=self.local_batch_size,
         seed=self.config.seed, process_index=jax.process_index(), process_count=jax.process_count(),
         num_threads=self.config.data.get("num_threads", 4))
 
@@ -141,7 +141,7 @@ class Trainer:
     """`task.predict` over every example of `source`, gathered on every host, in source order."""
     outputs = []
     for local in pipeline.eval_batches(
-        source, keys=self.task.keys, batch_size=self.eval_batch_size // jax.process_count(),
+        source, keys=self.task.eval_keys, batch_size=self.eval_batch_size // jax.process_count(),
         process_index=jax.process_index(), process_count=jax.process_count()):
       outputs.append(self.eval_step(params, sharding.global_batch(local, self.mesh)))
     host = jax.device_get(outputs)
@@ -261,3 +261,17 @@ def format_metrics(result: dict[str, Any]) -> str:
   for key in sorted(k for k in result if k.startswith("eval/")):
     lines.append(f"  {key[5:]:<32s} {100 * result[key]:6.2f} %")
   return "\n".join(lines)
+
+
+def restore_state(trainer: Trainer, workdir: str, which: str = "best") -> TrainState:
+  """The train state of `workdir`'s best (or latest) checkpoint, sharded as `trainer` wants it."""
+  directory = os.path.join(os.path.abspath(workdir), {"best": "best", "latest": "checkpoints"}[which])
+  with ocp.CheckpointManager(directory, item_names=("state",)) as mngr:
+    step = mngr.best_step() if which == "best" else mngr.latest_step()
+    if step is None:
+      step = mngr.latest_step()
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {directory}")
+    restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(trainer.abstract_state)))
+  logging.info("Restored %s checkpoint of step %d from %s.", which, step, directory)
+  return restored.state

@@ -3,7 +3,9 @@
 Put the RULSTM files for EGTEA (training1.csv, validation1.csv, actions.csv and the rgb/ LMDB) in
 ~/tensorflow_datasets/downloads/manual/egtea_gaze_plus (or pass --config.data.manual_dir), then:
 
+    python -m anticipax.prepare --config=configs/egtea.py              # build the dataset once
     python -m anticipax.main --config=configs/egtea.py --workdir=/tmp/avt_egtea
+    python -m anticipax.predict --config=configs/egtea.py --workdir=/tmp/avt_egtea   # evaluate
 
 `get_config("split=2")` picks another of the three splits.
 """

@@ -4,7 +4,11 @@ Put the RULSTM files for EK55 (training.csv, validation.csv, actions.csv, EPIC_m
 EPIC_many_shot_nouns.csv and the rgb/ LMDB) in ~/tensorflow_datasets/downloads/manual/epic_kitchens_55
 (or pass --config.data.manual_dir), then:
 
+    python -m anticipax.prepare --config=configs/ek55.py              # build the dataset once
     python -m anticipax.main --config=configs/ek55.py --workdir=/tmp/avt_ek55
+    python -m anticipax.predict --config=configs/ek55.py --workdir=/tmp/avt_ek55   # evaluate
+    python -m anticipax.predict --config=configs/ek55.py --workdir=/tmp/avt_ek55 \\
+        --split=test_seen --output=/tmp/avt_ek55/test_seen.json      # challenge submission
 """
 
 from configs import common

@@ -1,55 +1,61 @@
-"""Dataset registry: a config's `data.name` -> prepared splits and their `DatasetInfo`."""
+"""Dataset registry: a config's `data` section -> prepared TFDS builder, splits and `DatasetInfo`.
+
+Every builder stores the same metadata: `verbs`, `nouns` (names), `actions` ([verb, noun] per action
+id), `action_names`, and optionally `many_shot` ({part: class ids}) and `eval_flags` (names of
+per-example 0/1 fields marking evaluation subsets).
+"""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
+import tensorflow_datasets as tfds
 
+from anticipax.data import rulstm_builders
+from anticipax.data import synthetic_kitchen
 from anticipax.data.errors import DataError
 from anticipax.data.pipeline import DatasetInfo, Splits
 
+NAMES = ("synthetic_kitchen", *rulstm_builders.BUILDERS)
 
-def _synthetic_kitchen(cfg) -> Splits:
-  from anticipax.data import synthetic_kitchen  # pylint: disable=g-import-not-at-top
-  builder = synthetic_kitchen.load(cfg.get("tfds_data_dir"), cfg.get("config_name", "default"))
-  meta = builder.info.metadata
-  train = builder.as_data_source(split=cfg.get("train_split", "train"))
-  evaluation = builder.as_data_source(split=cfg.get("eval_split", "validation"))
-  example = train[0]
-  actions = np.asarray(meta["actions"], np.int32)
-  info = DatasetInfo(
+
+def builder(cfg):
+  """The prepared TFDS builder for `config.data` (prepared now if needed)."""
+  tfds.disable_progress_bar()
+  if cfg.name == "synthetic_kitchen":
+    return synthetic_kitchen.load(cfg.get("tfds_data_dir"), cfg.get("config_name", "default"))
+  if cfg.name in rulstm_builders.BUILDERS:
+    config = rulstm_builders.make_config(
+        split_id=cfg.get("split", 1), modalities=tuple(cfg.modalities), num_frames=cfg.num_frames,
+        fps=cfg.fps, tau_a=cfg.tau_a)
+    return rulstm_builders.load(cfg.name, data_dir=cfg.get("tfds_data_dir"),
+                                manual_dir=cfg.get("manual_dir"), config=config)
+  raise DataError(f"config key data.name: unknown dataset {cfg.name!r}; known: {', '.join(NAMES)}")
+
+
+def info_from_metadata(meta, example) -> DatasetInfo:
+  actions = np.asarray(meta["actions"], np.int32).reshape(-1, 2)
+  many_shot = meta.get("many_shot")
+  return DatasetInfo(
       num_classes=len(actions), num_verbs=len(meta["verbs"]), num_nouns=len(meta["nouns"]),
       actions=actions, feature_dim=int(example["features"].shape[-1]),
-      num_frames=int(example["features"].shape[0]), action_names=tuple(meta["action_names"]))
-  return Splits(train, evaluation, info)
+      num_frames=int(example["features"].shape[0]), action_names=tuple(meta["action_names"]),
+      many_shot={k: np.asarray(v, np.int64) for k, v in many_shot.items()} if many_shot else None,
+      eval_flags=tuple(meta.get("eval_flags", ())))
 
 
-# The readers for the public RULSTM formats (CSVs + LMDB features) land with the datasets issue; until
-# then a real-data config stops here with one line saying what is missing and where it goes.
-_PUBLIC = {
-    "egtea_gaze_plus": ("EGTEA Gaze+", "training1.csv, validation1.csv, actions.csv and the rgb/ LMDB"),
-    "epic_kitchens_55": ("EPIC-Kitchens-55", "training.csv, validation.csv, actions.csv, "
-                         "EPIC_many_shot_{verbs,nouns}.csv and the rgb/ LMDB"),
-    "epic_kitchens_100": ("EPIC-Kitchens-100", "training.csv, validation.csv, actions.csv and the rgb/ LMDB"),
-}
-
-
-def _public(name: str, cfg) -> Splits:
-  title, files = _PUBLIC[name]
-  manual_dir = os.path.expanduser(cfg.get("manual_dir") or f"~/tensorflow_datasets/downloads/manual/{name}")
-  if not os.path.isdir(manual_dir) or not os.listdir(manual_dir):
-    raise DataError(f"{title} data not found: put the RULSTM files ({files}) in {manual_dir} "
-                    f"(or set --config.data.manual_dir)")
-  raise DataError(f"{title} files found in {manual_dir}, but this anticipax version has no {name} reader "
-                  "yet (RULSTM CSV/LMDB readers arrive with the datasets issue)")
+def source(cfg, split: str):
+  """Random-access source of one split (e.g. "test_seen" for a challenge export)."""
+  b = builder(cfg)
+  if split not in b.info.splits:
+    raise DataError(f"{cfg.name} has no split {split!r}; it has {', '.join(b.info.splits)}")
+  return b.as_data_source(split=split)
 
 
 def load(cfg) -> Splits:
-  """Loads `config.data`: returns the train/eval sources and the dataset's `DatasetInfo`."""
-  if cfg.name == "synthetic_kitchen":
-    return _synthetic_kitchen(cfg)
-  if cfg.name in _PUBLIC:
-    return _public(cfg.name, cfg)
-  raise DataError(f"unknown dataset {cfg.name!r} (config key data.name); known: "
-                  f"synthetic_kitchen, {', '.join(_PUBLIC)}")
+  """Train and eval sources of `config.data` with their `DatasetInfo`."""
+  b = builder(cfg)
+  train = b.as_data_source(split=cfg.get("train_split", "train"))
+  evaluation = b.as_data_source(split=cfg.get("eval_split", "validation"))
+  if len(train) == 0:
+    raise DataError(f"{cfg.name}: the training split is empty")
+  return Splits(train, evaluation, info_from_metadata(b.info.metadata, train[0]))

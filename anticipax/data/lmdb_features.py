@@ -25,6 +25,34 @@ from anticipax.data.errors import DataError
 
 _MAX_READERS = 2048  # Many data-loader workers may each hold a read transaction.
 
+# The environments open in this process, by real path. py-lmdb refuses to open one
+# environment twice in a process, so all `LmdbFeatures` share them; read-only, they never
+# need closing. A forked child must close the handles it inherited before reopening them.
+_envs: dict[str, lmdb.Environment] = {}
+_envs_pid = os.getpid()
+
+
+def _process_envs() -> dict[str, lmdb.Environment]:
+  """This process's environments; after a fork, the inherited handles are closed first."""
+  global _envs_pid
+  if _envs_pid != os.getpid():
+    for env in _envs.values():
+      env.close()
+    _envs.clear()
+    _envs_pid = os.getpid()
+  return _envs
+
+
+def _open(path: str, modality: str) -> lmdb.Environment:
+  envs, key = _process_envs(), os.path.realpath(path)
+  if key not in envs:
+    try:
+      envs[key] = lmdb.open(path, readonly=True, lock=False, readahead=False, meminit=False,
+                            max_readers=_MAX_READERS, subdir=True)
+    except lmdb.Error as e:
+      raise DataError(f"cannot open LMDB {path} (modality {modality!r}): {e}") from e
+  return envs[key]
+
 
 def _key(video: str, frame: int) -> bytes:
   return f"{video}_frame_{frame:010d}.jpg".encode("utf-8")
@@ -33,8 +61,8 @@ def _key(video: str, frame: int) -> bytes:
 class LmdbFeatures:
   """Per-frame features of several modalities, concatenated in modality order.
 
-  Environments open lazily and again in each process (after a fork or unpickling), so one
-  instance can be handed to data-loader workers.
+  Environments open lazily, once per process and path (instances share them), and again
+  in a forked or spawned worker, so one instance can be handed to data-loader workers.
 
   Attributes:
     root: the directory holding one LMDB directory per modality.
@@ -57,7 +85,6 @@ class LmdbFeatures:
     for modality, path in zip(self.modalities, self._paths):
       if not os.path.isdir(path):
         raise DataError(f"LMDB directory {path} of modality {modality!r} does not exist")
-    self._envs, self._pid = None, None
     self.dims = tuple(self._infer_dim(i) for i in range(len(self.modalities)))
 
   @property
@@ -66,15 +93,7 @@ class LmdbFeatures:
     return sum(self.dims)
 
   def _env(self, i: int) -> lmdb.Environment:
-    if self._pid != os.getpid():  # LMDB handles must not cross a fork: reopen in each process.
-      self._envs, self._pid = [None] * len(self.modalities), os.getpid()
-    if self._envs[i] is None:
-      try:
-        self._envs[i] = lmdb.open(self._paths[i], readonly=True, lock=False, readahead=False,
-                                  meminit=False, max_readers=_MAX_READERS, subdir=True)
-      except lmdb.Error as e:
-        raise DataError(f"cannot open LMDB {self._paths[i]} (modality {self.modalities[i]!r}): {e}") from e
-    return self._envs[i]
+    return _open(self._paths[i], self.modalities[i])
 
   def _infer_dim(self, i: int) -> int:
     path, modality = self._paths[i], self.modalities[i]
@@ -149,19 +168,6 @@ class LmdbFeatures:
                       f"{len(value)} bytes, expected {4 * self.dims[i]} (dim {self.dims[i]} float32)")
     return np.frombuffer(value, "<f4")
 
-  def close(self) -> None:
-    """Closes the environments of this process; a later `read` reopens them."""
-    if self._pid == os.getpid():
-      for env in self._envs:
-        if env is not None:
-          env.close()
-    self._envs, self._pid = None, None
-
-  def __getstate__(self):
-    state = self.__dict__.copy()
-    state["_envs"], state["_pid"] = None, None  # Environments reopen in the receiving process.
-    return state
-
   def __repr__(self) -> str:
     return f"LmdbFeatures({self.root!r}, {list(self.modalities)!r}, dims={self.dims})"
 
@@ -175,6 +181,9 @@ def write_lmdb(path: str | os.PathLike, items: Mapping[str, np.ndarray]) -> None
   # Values over a page go to overflow pages; 4x the payload plus 1 MiB is ample and sparse on disk.
   map_size = 4 * sum(len(k) + a.nbytes + 16 for k, a in arrays.items()) + (1 << 20)
   os.makedirs(path, exist_ok=True)
+  cached = _process_envs().pop(os.path.realpath(path), None)  # py-lmdb cannot open it twice.
+  if cached is not None:
+    cached.close()  # Readers reopen it and see the new entries.
   data = os.path.join(path, "data.mdb")
   map_size += os.path.getsize(data) if os.path.exists(data) else 0
   env = lmdb.open(os.fspath(path), map_size=map_size, subdir=True)

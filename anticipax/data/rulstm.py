@@ -112,7 +112,8 @@ def read_segments(path: PathLike, *, labeled: bool | None = None) -> list[Segmen
     if not uid or not video:
       raise DataError(f"{path}:{line}: field '{'uid' if not uid else 'video'}': empty")
     if uid in lines_of_uid:
-      raise DataError(f"{path}:{line}: field 'uid': duplicate uid {uid!r} (first on line {lines_of_uid[uid]})")
+      raise DataError(f"{path}:{line}: field 'uid': duplicate uid {uid!r} "
+                      f"(first on line {lines_of_uid[uid]})")
     lines_of_uid[uid] = line
     numbers = [_int(path, line, name, text) for name, text in zip(names[2:], fields[2:])]
     start, end, labels = numbers[0], numbers[1], numbers[2:]
@@ -279,12 +280,14 @@ def read_actions(path: PathLike, dataset: Dataset) -> Vocabulary:
   for line, fields in _rows(path):
     if header is not None:
       if tuple(fields) != header:
-        raise DataError(f"{path}:{line}: field 'header': expected {','.join(header)!r}, got {','.join(fields)!r}")
+        raise DataError(f"{path}:{line}: field 'header': expected {','.join(header)!r}, "
+                        f"got {','.join(fields)!r}")
       header = None
       continue
     row = (line, *parse(path, line, fields))
     if row[1] in line_of:
-      raise DataError(f"{path}:{line}: field 'id': duplicate action id {row[1]} (first on line {line_of[row[1]]})")
+      raise DataError(f"{path}:{line}: field 'id': duplicate action id {row[1]} "
+                      f"(first on line {line_of[row[1]]})")
     line_of[row[1]] = line
     rows.append(row)
   if not rows:
@@ -385,4 +388,5 @@ def history(segments_for_history: Sequence[Segment], video: str, before_frame: i
 
   In start order, ties by uid. For many look-ups build one `HistoryIndex` instead.
   """
-  return HistoryIndex([s for s in segments_for_history if s.video == video]).before(video, before_frame).tolist()
+  index = HistoryIndex([s for s in segments_for_history if s.video == video])
+  return index.before(video, before_frame).tolist()

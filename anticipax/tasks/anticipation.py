@@ -21,11 +21,12 @@ from anticipax.models.avt import build_avt
 class AnticipationTask:
   """AVT student: next-action CE + future-feature MSE + past-action CE (+ verb/noun CE)."""
 
-  keys = ("features", "past_actions", "action", "verb", "noun")
+  train_keys = ("features", "past_actions", "action", "verb", "noun")
 
   def __init__(self, config, info: DatasetInfo):
     self.config = config
     self.info = info
+    self.eval_keys = self.train_keys + tuple(info.eval_flags)
     self.model = build_avt(config.model, num_classes=info.num_classes,
                            num_verbs=info.num_verbs, num_nouns=info.num_nouns)
     self.weights = config.loss
@@ -37,11 +38,13 @@ class AnticipationTask:
       names += ["verb_loss", "noun_loss"]
     return tuple(names)
 
-  def dummy_batch(self, batch_size: int) -> dict[str, np.ndarray]:
+  def dummy_batch(self, batch_size: int, eval: bool = False) -> dict[str, np.ndarray]:  # pylint: disable=redefined-builtin
+    """Zeros shaped like a batch of `train_keys` (or `eval_keys`)."""
     t, d = self.info.num_frames, self.info.feature_dim
+    scalars = self.eval_keys[2:] if eval else self.train_keys[2:]
     return {"features": np.zeros((batch_size, t, d), np.float32),
             "past_actions": np.zeros((batch_size, t), np.int32),
-            **{k: np.zeros((batch_size,), np.int32) for k in ("action", "verb", "noun")}}
+            **{k: np.zeros((batch_size,), np.int32) for k in scalars}}
 
   def init(self, rng: jax.Array, batch: dict[str, jax.Array]) -> Any:
     return self.model.init({"params": rng}, batch["features"], train=False)["params"]
@@ -69,12 +72,19 @@ class AnticipationTask:
   def predict(self, params, batch) -> dict[str, jax.Array]:
     """Evaluation outputs, with the labels carried along so the host can score them."""
     outputs, _ = self.model.apply({"params": params}, batch["features"], train=False)
-    return {**outputs, **{k: batch[k] for k in ("action", "verb", "noun")}}
+    return {**outputs, **{k: batch[k] for k in ("action", "verb", "noun", *self.info.eval_flags)}}
 
   def evaluate(self, outputs: dict[str, np.ndarray]) -> dict[str, float]:
     """Dataset metrics (fractions in [0, 1]) from the concatenated, unpadded eval outputs."""
     labels = {k: outputs[k] for k in ("action", "verb", "noun")}
+    subsets = {}
+    for flag in self.info.eval_flags:  # "unseen" -> every part; "tail_verb" -> the verb metric only
+      name, _, part = flag.rpartition("_")
+      parts = (part,) if part in labels else labels
+      name = name if part in labels else flag
+      subsets.setdefault(name, {}).update({p: outputs[flag] > 0 for p in parts})
     return metrics.anticipation_metrics(
         outputs["logits"], labels, self.info.actions, num_verbs=self.info.num_verbs,
         num_nouns=self.info.num_nouns, many_shot=self.info.many_shot,
-        verb_logits=outputs.get("verb_logits"), noun_logits=outputs.get("noun_logits"))
+        verb_logits=outputs.get("verb_logits"), noun_logits=outputs.get("noun_logits"),
+        example_subsets=subsets)

@@ -1,0 +1,70 @@
+"""EPIC-Kitchens action-anticipation challenge submissions (DATA_FORMATS.md section 4)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from anticipax import metrics
+
+
+def epic_submission(uids: Sequence[str], action_logits: np.ndarray, actions: np.ndarray, *, num_verbs: int,
+                    num_nouns: int, top_actions: int = 100, verb_logits: np.ndarray | None = None,
+                    noun_logits: np.ndarray | None = None,
+                    supervision_levels: Mapping[str, int] | None = None) -> dict:
+  """Builds the challenge JSON object.
+
+  Verb and noun scores are the action probabilities summed through the action -> (verb, noun) map
+  (or the softmax of separate verb/noun logits when given). Every verb and noun is listed; actions are
+  the `top_actions` most probable, keyed "verb,noun".
+
+  Args:
+    uids: segment uids, one per row.
+    action_logits: [N, A].
+    actions: [A, 2] action id -> (verb id, noun id).
+    num_verbs / num_nouns: vocabulary sizes.
+    top_actions: actions listed per segment (the challenge asks for 100).
+    verb_logits / noun_logits: optional [N, V] / [N, M] from dedicated heads.
+    supervision_levels: EK100 self-reported levels, e.g. {"sls_pt": 1, "sls_tl": 4, "sls_td": 3}.
+  """
+  if len(uids) != len(action_logits):
+    raise ValueError(f"{len(uids)} uids for {len(action_logits)} rows of scores")
+  if len(set(uids)) != len(uids):
+    raise ValueError("duplicate uids in the submission")
+  probs = metrics.softmax(np.asarray(action_logits, np.float64))
+  verbs = (metrics.softmax(verb_logits) if verb_logits is not None
+           else metrics.marginalize(probs, actions[:, 0], num_verbs))
+  nouns = (metrics.softmax(noun_logits) if noun_logits is not None
+           else metrics.marginalize(probs, actions[:, 1], num_nouns))
+  k = min(top_actions, probs.shape[1])
+  top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+  action_keys = [f"{v},{n}" for v, n in actions]
+  results = {}
+  for i, uid in enumerate(uids):
+    results[str(uid)] = {
+        "verb": {str(v): float(s) for v, s in enumerate(verbs[i])},
+        "noun": {str(n): float(s) for n, s in enumerate(nouns[i])},
+        "action": {action_keys[a]: float(probs[i, a]) for a in top[i]},
+    }
+  out = {"version": "0.1", "challenge": "action_anticipation", "results": results}
+  if supervision_levels:
+    out.update({k: int(v) for k, v in supervision_levels.items()})
+  return out
+
+
+def write_json_atomically(obj, path: str) -> None:
+  """Writes `obj` as JSON to `path` via a temporary file, so no half-written file is ever left."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+  try:
+    with os.fdopen(fd, "w") as f:
+      json.dump(obj, f)
+    os.replace(tmp, path)
+  except BaseException:
+    os.unlink(tmp)
+    raise

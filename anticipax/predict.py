@@ -1,0 +1,80 @@
+"""Evaluates a trained checkpoint, or exports an EPIC-Kitchens challenge submission.
+
+    python -m anticipax.predict --config=configs/ek55.py --workdir=/tmp/avt_ek55
+    python -m anticipax.predict --config=configs/ek55.py --workdir=/tmp/avt_ek55 \\
+        --split=test_seen --output=/tmp/avt_ek55/test_seen.json
+
+Without --output it prints the split's metrics; with it, it writes the challenge JSON (DATA_FORMATS.md
+section 4) with verb/noun scores marginalized from the action scores and the top-100 actions.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+from ml_collections import config_flags
+import numpy as np
+
+from anticipax import export
+from anticipax import train
+from anticipax.data import datasets
+from anticipax.data.errors import DataError
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "The run's config.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "The run's workdir (holds best/ and checkpoints/).")
+_SPLIT = flags.DEFINE_string("split", None, "Split to predict; default: the config's eval split.")
+_OUTPUT = flags.DEFINE_string("output", None, "Write an EPIC-Kitchens submission JSON here.")
+_CHECKPOINT = flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint to use.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def submission_uid(uid: str) -> str:
+  """EK55's numeric uids are submitted without zero padding ("00330" -> "330"); EK100's as written."""
+  return str(int(uid)) if uid.isdigit() else uid
+
+
+def run(config, workdir: str, *, split: str | None = None, output: str | None = None,
+        checkpoint: str = "best") -> dict:
+  """Predicts `split` with the checkpoint; writes the submission if `output`, else returns metrics."""
+  trainer = train.Trainer(config)
+  state = train.restore_state(trainer, workdir, checkpoint)
+  split = split or config.data.get("eval_split", "validation")
+  source = datasets.source(config.data, split)
+  outputs = trainer.predict(state.params, source)
+  if output is None:
+    if np.any(outputs["action"] < 0):
+      raise DataError(f"{config.data.name}/{split} is unlabeled: pass --output to export predictions")
+    return {"step": int(state.step), **{f"eval/{k}": v for k, v in trainer.task.evaluate(outputs).items()}}
+  info = trainer.splits.info
+  uids = [submission_uid(_text(source[int(i)]["uid"])) for i in outputs["index"]]
+  levels = config.get("export", {}).get("supervision_levels")
+  submission = export.epic_submission(
+      uids, outputs["logits"], info.actions, num_verbs=info.num_verbs, num_nouns=info.num_nouns,
+      verb_logits=outputs.get("verb_logits"), noun_logits=outputs.get("noun_logits"),
+      supervision_levels=dict(levels) if levels else None)
+  export.write_json_atomically(submission, output)
+  return {"step": int(state.step), "segments": len(uids), "output": output}
+
+
+def _text(value) -> str:
+  return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def main(argv):
+  del argv
+  try:
+    result = run(_CONFIG.value, _WORKDIR.value, split=_SPLIT.value, output=_OUTPUT.value,
+                 checkpoint=_CHECKPOINT.value)
+  except (DataError, FileNotFoundError) as e:
+    sys.exit(f"anticipax: {e}")
+  if "output" in result:
+    print(f"Wrote {result['segments']} segments (step {result['step']}) to {result['output']}")
+  else:
+    print(train.format_metrics(result))
+
+
+if __name__ == "__main__":
+  app.run(main)
