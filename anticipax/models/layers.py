@@ -11,6 +11,24 @@ import jax.numpy as jnp
 Dtype = Any
 default_kernel_init = nn.initializers.normal(stddev=0.02)  # GPT-2 / BERT initialisation
 
+# Activations by the names HF configs use. BERT's "gelu" is the exact erf form; GPT-2's "gelu_new" and
+# "gelu_pytorch_tanh" are the tanh approximation. Checkpoints only match their reference with the right one.
+ACTIVATIONS = {
+    "gelu": lambda x: nn.gelu(x, approximate=False),
+    "gelu_new": lambda x: nn.gelu(x, approximate=True),
+    "gelu_pytorch_tanh": lambda x: nn.gelu(x, approximate=True),
+    "gelu_fast": lambda x: nn.gelu(x, approximate=True),
+    "relu": nn.relu,
+}
+
+
+def get_activation(name: str):
+  """The activation function HF calls `name` (see ACTIVATIONS); raises ValueError for unknown names."""
+  try:
+    return ACTIVATIONS[name]
+  except KeyError:
+    raise ValueError(f"unknown activation {name!r}; known: {sorted(ACTIVATIONS)}") from None
+
 
 def dense(features: int, names: tuple[str, str], *, use_bias: bool = True, dtype: Dtype = jnp.float32,
           name: str | None = None, kernel_init=default_kernel_init) -> nn.Dense:
@@ -67,16 +85,17 @@ class SelfAttention(nn.Module):
 
 
 class Mlp(nn.Module):
-  """Two-layer GELU MLP of width `hidden`."""
+  """Two-layer MLP of width `hidden`; GELU (tanh form, as GPT-2) unless `activation` names another."""
 
   hidden: int
   dropout: float = 0.0
   dtype: Dtype = jnp.float32
+  activation: str = "gelu_new"
 
   @nn.compact
   def __call__(self, x: jax.Array, *, deterministic: bool) -> jax.Array:
     dim = x.shape[-1]
     h = dense(self.hidden, ("embed", "mlp"), dtype=self.dtype, name="fc")(x)
-    h = nn.with_logical_constraint(nn.gelu(h), ("batch", "length", "mlp"))
+    h = nn.with_logical_constraint(get_activation(self.activation)(h), ("batch", "length", "mlp"))
     h = dense(dim, ("mlp", "embed"), dtype=self.dtype, name="proj")(h)
     return nn.Dropout(self.dropout)(h, deterministic=deterministic)
