@@ -86,3 +86,110 @@ def past_action_ce(past_logits: jax.Array, past_actions: jax.Array,
   weights = mask[:, None] * (labels >= 0)
   ce = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.maximum(labels, 0))
   return _masked_mean(ce, weights), {}
+
+
+def distillation_kl(student_logits: jax.Array, teacher_logits: jax.Array, mask: jax.Array | None = None, *,
+                    temperature: float, top_k: int = 0) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Hinton distillation: KL from the teacher's softened distribution to the student's.
+
+  With p_i = softmax(stop_grad(t_i) / T) and q_i = softmax(s_i / T):
+  loss = T^2 * sum_i m_i KL(p_i || q_i) / sum_i m_i,  KL(p || q) = sum_c p_c (log p_c - log q_c).
+  The T^2 keeps the gradient scale independent of T. Examples without a teacher output get m_i = 0: they
+  are left out, never pulled towards a uniform target.
+
+  top_k > 0 distills only the teacher's k most likely classes (the idea of the paper's released code):
+  with S_i the indices of the k largest t_i (ties: lowest index first), p_i and q_i above become
+  softmax(t_i[S_i] / T) and softmax(s_i[S_i] / T), both renormalized over S_i alone.
+
+  Args:
+    student_logits: [B, C].
+    teacher_logits: [B, C]; not differentiated. Rows with m_i = 0 are ignored (they may hold anything).
+    mask: [B] optional example weights; 0 where an example has no teacher output.
+    temperature: T > 0.
+    top_k: 0 for all C classes, else 1 <= k <= C.
+
+  Returns:
+    (loss, {"teacher_agreement": fraction of weighted examples whose student argmax equals the teacher
+    argmax over all C classes}).
+  """
+  num_classes = student_logits.shape[-1]
+  if not 0 <= top_k <= num_classes:
+    raise ValueError(f"top_k must be in [0, {num_classes}], got {top_k}")
+  mask = _ones_like_batch(student_logits) if mask is None else mask.astype(jnp.float32)
+  # Zero the rows that do not count, so that a NaN there cannot reach the loss or the student's gradient.
+  teacher = jnp.where(mask[:, None] > 0, jax.lax.stop_gradient(teacher_logits).astype(jnp.float32), 0.0)
+  t = teacher / temperature
+  s = student_logits.astype(jnp.float32) / temperature
+  if top_k:
+    _, top = jax.lax.top_k(t, top_k)
+    t, s = jnp.take_along_axis(t, top, -1), jnp.take_along_axis(s, top, -1)
+  log_p, log_q = jax.nn.log_softmax(t), jax.nn.log_softmax(s)
+  kl = jnp.sum(jnp.exp(log_p) * (log_p - log_q), axis=-1)
+  agree = (jnp.argmax(student_logits, -1) == jnp.argmax(teacher, -1)).astype(jnp.float32)
+  return temperature**2 * _masked_mean(kl, mask), {"teacher_agreement": _masked_mean(agree, mask)}
+
+
+def ensemble_logits(teacher_logits: list[jax.Array] | tuple[jax.Array, ...]) -> jax.Array:
+  """Multi-teacher ensemble: the mean of the teachers' logits, z = (1/K) sum_k z_k.
+
+  Averaging logits (a geometric mean of the distributions, renormalized) rather than probabilities keeps
+  the result usable at any distillation temperature.
+
+  Args:
+    teacher_logits: K >= 1 arrays of one shape, e.g. [B, C].
+
+  Returns:
+    float32 array of that shape.
+  """
+  if not teacher_logits:
+    raise ValueError("ensemble_logits needs at least one teacher")
+  shapes = {tuple(z.shape) for z in teacher_logits}
+  if len(shapes) != 1:
+    raise ValueError(f"teacher logits differ in shape: {sorted(shapes)}")
+  return jnp.mean(jnp.stack([jnp.asarray(z, jnp.float32) for z in teacher_logits]), axis=0)
+
+
+def _l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
+  return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(jnp.square(x), -1, keepdims=True), eps))
+
+
+def info_nce(student: jax.Array, teacher: jax.Array, mask: jax.Array | None = None, *, temperature: float,
+             symmetric: bool = True) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """InfoNCE between student and teacher features: example i's teacher is its positive, the others negatives.
+
+  With u_i = s_i / |s_i|, v_j = stop_grad(t_j) / |t_j| and l_ij = u_i . v_j / tau, over valid j (m_j > 0):
+  L_s->t = sum_i m_i [logsumexp_{j valid} l_ij - l_ii] / sum_i m_i,
+  L_t->s = the same on l^T (teacher anchors, student candidates),
+  loss = (L_s->t + L_t->s) / 2 if symmetric else L_s->t.
+  Masked-out examples are neither anchors nor negatives; a fully masked batch gives 0.
+
+  Args:
+    student: [B, D] student features.
+    teacher: [B, D] teacher features of the same examples; not differentiated.
+    mask: [B] optional; 0 for padding or examples without teacher features.
+    temperature: tau > 0.
+    symmetric: also score the teacher -> student direction.
+
+  Returns:
+    (loss, {"contrastive_accuracy": fraction of valid anchors whose highest-scoring candidate is their
+    positive, averaged over the directions in the loss}).
+  """
+  mask = _ones_like_batch(student) if mask is None else mask.astype(jnp.float32)
+  valid = mask > 0
+  u = _l2_normalize(student.astype(jnp.float32))
+  v = _l2_normalize(jnp.where(valid[:, None], jax.lax.stop_gradient(teacher).astype(jnp.float32), 0.0))
+  logits = u @ v.T / temperature
+  # A large finite value rather than -inf: a fully masked row stays finite (no inf - inf = NaN).
+  logits = jnp.where(valid[None, :] & valid[:, None], logits, -1e9)
+  positives = jnp.arange(logits.shape[0])
+
+  def one_direction(l):
+    ce = jax.nn.logsumexp(l, axis=-1) - jnp.diagonal(l)
+    correct = (jnp.argmax(l, -1) == positives).astype(jnp.float32)
+    return _masked_mean(ce, mask), _masked_mean(correct, mask)
+
+  loss, accuracy = one_direction(logits)
+  if symmetric:
+    loss_ts, accuracy_ts = one_direction(logits.T)
+    loss, accuracy = (loss + loss_ts) / 2, (accuracy + accuracy_ts) / 2
+  return loss, {"contrastive_accuracy": accuracy}

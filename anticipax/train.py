@@ -20,6 +20,7 @@ from clu import metric_writers
 from clu import metrics as clu_metrics
 from clu import periodic_actions
 import flax
+from flax import traverse_util
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -30,7 +31,6 @@ import orbax.checkpoint as ocp
 from anticipax import optimizers
 from anticipax import sharding
 from anticipax import tasks
-from anticipax.data import datasets
 from anticipax.data import pipeline
 
 
@@ -55,8 +55,8 @@ class Trainer:
 
   def __init__(self, config, splits: pipeline.Splits | None = None, devices=None):
     self.config = config
-    self.splits = splits if splits is not None else datasets.load(config.data)
-    self.task = tasks.get(config, self.splits.info)
+    self.splits = splits if splits is not None else tasks.load_data(config)
+    self.task = tasks.get(config, self.splits)
     self.mesh = sharding.make_mesh(config.mesh, devices)
     self.rules = sharding.rules_from_config(config.logical_axis_rules)
     self.total_steps = int(config.train.steps)
@@ -90,36 +90,71 @@ class Trainer:
           nn.unbox(abstract), self.state_shardings)
       self._init = jax.jit(lambda r: nn.unbox(init_boxed(r)), out_shardings=self.state_shardings)
     self._init_rng = init_rng
-    self.train_step = jax.jit(self._train_step, in_shardings=(self.state_shardings, self.batch_shardings),
-                              out_shardings=(self.state_shardings, None), donate_argnums=(0,))
-    self.eval_step = jax.jit(self._eval_step, in_shardings=(self.state_shardings.params, eval_shardings),
-                             out_shardings=sharding.replicated(self.mesh))
+    self.frozen, frozen_shardings = self._place_frozen()
+    self._train_step_jit = jax.jit(
+        self._train_step, in_shardings=(self.state_shardings, self.batch_shardings, frozen_shardings),
+        out_shardings=(self.state_shardings, None), donate_argnums=(0,))
+    self._eval_step_jit = jax.jit(
+        self._eval_step, in_shardings=(self.state_shardings.params, eval_shardings, frozen_shardings),
+        out_shardings=sharding.replicated(self.mesh))
+
+  def _place_frozen(self):
+    """Frozen models (e.g. an online teacher): sharded by their logical axes, never optimized or saved."""
+    frozen = self.task.frozen_params()
+    if frozen is None:
+      return {}, {}
+    params, specs = frozen
+    shardings = nn.logical_to_mesh_sharding(specs, self.mesh, self.rules)
+    return jax.device_put(params, shardings), shardings
+
+  def train_step(self, state: TrainState, batch):
+    """One optimizer step (jitted once; `state` is donated)."""
+    return self._train_step_jit(state, batch, self.frozen)
+
+  def eval_step(self, params, batch):
+    return self._eval_step_jit(params, batch, self.frozen)
 
   # -- jitted bodies -------------------------------------------------------------------------------
-  def _train_step(self, state: TrainState, batch):
+  def _train_step(self, state: TrainState, batch, frozen):
     rng = jax.random.fold_in(self.train_rng, state.step)
+    frozen = jax.lax.stop_gradient(frozen)
     with nn.logical_axis_rules(self.rules):
       grad_fn = jax.value_and_grad(self.task.loss_fn, has_aux=True)
-      (_, terms), grads = grad_fn(state.params, batch, rng)
+      (_, terms), grads = grad_fn(state.params, batch, rng, frozen)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     step_metrics = self.metrics_cls.single_from_model_output(
         **terms, grad_norm=optax.global_norm(grads), learning_rate=self.schedule(state.step))
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), step_metrics
 
-  def _eval_step(self, params, batch):
+  def _eval_step(self, params, batch, frozen):
     with nn.logical_axis_rules(self.rules):
-      outputs = self.task.predict(params, batch)
+      outputs = self.task.predict(params, batch, frozen)
     return {**outputs, "mask": batch["mask"], "index": batch["index"]}
 
   # -- host side -------------------------------------------------------------------------------------
   def init_state(self) -> TrainState:
+    """Fresh state; parameters the task brings pretrained replace their random init."""
     with self.mesh:
-      return self._init(self._init_rng)
+      state = self._init(self._init_rng)
+    pretrained = self.task.pretrained_params()
+    if pretrained is None:
+      return state
+    flat = traverse_util.flatten_dict(state.params)
+    new = traverse_util.flatten_dict(pretrained)
+    problems = [f"{'/'.join(k)}: {'not in the model' if k not in flat else f'{np.shape(v)} vs {flat[k].shape}'}"
+                for k, v in new.items() if k not in flat or np.shape(v) != flat[k].shape]
+    if problems:
+      raise ValueError("pretrained parameters do not fit the model:\n  " + "\n  ".join(problems))
+    for k, v in new.items():
+      flat[k] = jax.device_put(np.asarray(v, flat[k].dtype), flat[k].sharding)
+    logging.info("Loaded %d pretrained parameter arrays.", len(new))
+    return state.replace(params=traverse_util.unflatten_dict(flat))
 
   def train_iterator(self):
     return pipeline.train_iterator(
-        self.splits.train, keys=self.task.train_keys, batch_size=self.local_batch_size,
+        self.splits.train, keys=self.task.train_keys, preprocess=self.task.preprocess,
+        batch_size=self.local_batch_size,
         seed=self.config.seed, process_index=jax.process_index(), process_count=jax.process_count(),
         num_threads=self.config.data.get("num_threads", 4))
 
@@ -141,7 +176,8 @@ class Trainer:
     """`task.predict` over every example of `source`, gathered on every host, in source order."""
     outputs = []
     for local in pipeline.eval_batches(
-        source, keys=self.task.eval_keys, batch_size=self.eval_batch_size // jax.process_count(),
+        source, keys=self.task.eval_keys, preprocess=self.task.preprocess,
+        batch_size=self.eval_batch_size // jax.process_count(),
         process_index=jax.process_index(), process_count=jax.process_count()):
       outputs.append(self.eval_step(params, sharding.global_batch(local, self.mesh)))
     host = jax.device_get(outputs)
@@ -244,6 +280,7 @@ def run(config, workdir: str, *, splits: pipeline.Splits | None = None) -> dict[
   if eval_metrics is None:  # resumed a finished run: score the restored state again
     eval_metrics = trainer.evaluate(state.params)
   latest.wait_until_finished()
+  trainer.task.finalize(trainer, state, workdir)
   writer.flush()
   result = {"step": step, **{f"eval/{k}": float(v) for k, v in eval_metrics.items()}}
   if jax.process_index() == 0:

@@ -8,7 +8,7 @@ order, the last batch padded and flagged by `mask`, every process running the sa
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 import dataclasses
 import math
 from typing import Any
@@ -40,16 +40,19 @@ class DatasetInfo:
 class Splits:
   train: Sequence[Mapping[str, Any]]  # random-access sources
   eval: Sequence[Mapping[str, Any]]
-  info: DatasetInfo
+  info: DatasetInfo | None = None  # None for text-only jobs (MLM)
 
 
-def _select(keys: Sequence[str]):
+def _select(keys: Sequence[str], preprocess: Callable[[Any], dict] | None = None):
   def fn(example):
+    if preprocess is not None:
+      example = preprocess(example)
     return {k: np.asarray(example[k]) for k in keys}
   return fn
 
 
 def train_iterator(source, *, keys: Sequence[str], batch_size: int, seed: int,
+                   preprocess: Callable[[Any], dict] | None = None,
                    process_index: int = 0, process_count: int = 1,
                    num_threads: int = 4, prefetch: int = 8) -> grain.DatasetIterator:
   """Endless iterator of this process's training batches (numpy dicts with `keys`).
@@ -57,6 +60,7 @@ def train_iterator(source, *, keys: Sequence[str], batch_size: int, seed: int,
   Args:
     source: random-access source of example dicts (e.g. `builder.as_data_source("train")`).
     keys: example fields to keep (strings are dropped from device batches).
+    preprocess: optional host-side transform of each example (e.g. tokenization), before `keys`.
     batch_size: examples per batch on this process (global batch / process count).
     seed: shuffle seed; epoch e uses a permutation derived from (seed, e).
     process_index / process_count: this process's slice of the examples.
@@ -64,7 +68,7 @@ def train_iterator(source, *, keys: Sequence[str], batch_size: int, seed: int,
   ds = grain.MapDataset.source(source)[process_index::process_count]
   if len(ds) < batch_size:
     raise DataError(f"{len(ds)} training examples on this process, fewer than one batch of {batch_size}")
-  ds = ds.shuffle(seed=seed).repeat(None).map(_select(keys)).batch(batch_size, drop_remainder=True)
+  ds = ds.shuffle(seed=seed).repeat(None).map(_select(keys, preprocess)).batch(batch_size, drop_remainder=True)
   return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)))
 
 
@@ -74,13 +78,14 @@ def num_eval_batches(num_examples: int, batch_size: int, process_count: int = 1)
 
 
 def eval_batches(source, *, keys: Sequence[str], batch_size: int, process_index: int = 0,
-                 process_count: int = 1, num_threads: int = 4) -> Iterator[dict[str, np.ndarray]]:
+                 process_count: int = 1, num_threads: int = 4,
+                 preprocess: Callable[[Any], dict] | None = None) -> Iterator[dict[str, np.ndarray]]:
   """One pass over this process's slice, in order.
 
   Every batch has `batch_size` rows, a float `mask` (0 for padding) and the examples' `index` in
   `source`, so outputs gathered from several processes can be put back in order.
   """
-  select = _select(keys)
+  select = _select(keys, preprocess)
   ds = grain.MapDataset.range(len(source))[process_index::process_count]
   ds = ds.map(lambda i: {**select(source[i]), "index": np.int32(i)}).batch(batch_size, drop_remainder=False)
   it = iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=4)))

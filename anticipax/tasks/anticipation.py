@@ -14,18 +14,19 @@ import numpy as np
 
 from anticipax import losses
 from anticipax import metrics
-from anticipax.data.pipeline import DatasetInfo
+from anticipax.data.pipeline import Splits
 from anticipax.models.avt import build_avt
+from anticipax.tasks import base
 
 
-class AnticipationTask:
+class AnticipationTask(base.Task):
   """AVT student: next-action CE + future-feature MSE + past-action CE (+ verb/noun CE)."""
 
   train_keys = ("features", "past_actions", "action", "verb", "noun")
 
-  def __init__(self, config, info: DatasetInfo):
-    self.config = config
-    self.info = info
+  def __init__(self, config, splits: Splits):
+    super().__init__(config, splits)
+    self.info = info = splits.info
     self.eval_keys = self.train_keys + tuple(info.eval_flags)
     self.model = build_avt(config.model, num_classes=info.num_classes,
                            num_verbs=info.num_verbs, num_nouns=info.num_nouns)
@@ -39,7 +40,6 @@ class AnticipationTask:
     return tuple(names)
 
   def dummy_batch(self, batch_size: int, eval: bool = False) -> dict[str, np.ndarray]:  # pylint: disable=redefined-builtin
-    """Zeros shaped like a batch of `train_keys` (or `eval_keys`)."""
     t, d = self.info.num_frames, self.info.feature_dim
     scalars = self.eval_keys[2:] if eval else self.train_keys[2:]
     return {"features": np.zeros((batch_size, t, d), np.float32),
@@ -49,7 +49,7 @@ class AnticipationTask:
   def init(self, rng: jax.Array, batch: dict[str, jax.Array]) -> Any:
     return self.model.init({"params": rng}, batch["features"], train=False)["params"]
 
-  def loss_fn(self, params, batch, rng) -> tuple[jax.Array, dict[str, jax.Array]]:
+  def loss_fn(self, params, batch, rng, frozen) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Weighted sum of the AVT losses on one training batch."""
     outputs, aux = self.model.apply({"params": params}, batch["features"], train=True,
                                     rngs={"dropout": rng})
@@ -69,7 +69,7 @@ class AnticipationTask:
     terms["loss"] = total
     return total, terms
 
-  def predict(self, params, batch) -> dict[str, jax.Array]:
+  def predict(self, params, batch, frozen) -> dict[str, jax.Array]:
     """Evaluation outputs, with the labels carried along so the host can score them."""
     outputs, _ = self.model.apply({"params": params}, batch["features"], train=False)
     return {**outputs, **{k: batch[k] for k in ("action", "verb", "noun", *self.info.eval_flags)}}
