@@ -20,10 +20,12 @@ def _ones_like_batch(x: jax.Array) -> jax.Array:
 
 
 def next_action_ce(logits: jax.Array, labels: jax.Array, mask: jax.Array | None = None, *,
-                   label_smoothing: float = 0.0) -> tuple[jax.Array, dict[str, jax.Array]]:
+                   label_smoothing: float = 0.0,
+                   class_weights: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Cross-entropy of the next-action logits.
 
-  loss = sum_i m_i * CE(softmax(z_i), y~_i) / sum_i m_i, with y~ = (1-eps) onehot(y) + eps/C.
+  loss = sum_i w_i * CE(softmax(z_i), y~_i) / sum_i w_i, with y~ = (1-eps) onehot(y) + eps/C and
+  w_i = m_i * c_{y_i} (c = class weights, 1 if not given; normalised as PyTorch's weighted CE).
   Examples whose label is < 0 are ignored as well.
 
   Args:
@@ -31,17 +33,19 @@ def next_action_ce(logits: jax.Array, labels: jax.Array, mask: jax.Array | None 
     labels: [B] int class ids.
     mask: [B] optional example weights.
     label_smoothing: eps.
+    class_weights: optional [C] per-class weights (e.g. "balanced": N / (C_present * n_c)).
 
   Returns:
-    (loss, {"accuracy": top-1 accuracy over the same examples}).
+    (loss, {"accuracy": unweighted top-1 accuracy over the same examples}).
   """
   mask = _ones_like_batch(logits) if mask is None else mask.astype(jnp.float32)
-  weights = mask * (labels >= 0)
+  valid = mask * (labels >= 0)
+  weights = valid if class_weights is None else valid * class_weights[jnp.maximum(labels, 0)]
   num_classes = logits.shape[-1]
   targets = optax.smooth_labels(jax.nn.one_hot(jnp.maximum(labels, 0), num_classes), label_smoothing)
   ce = optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
   correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
-  return _masked_mean(ce, weights), {"accuracy": _masked_mean(correct, weights)}
+  return _masked_mean(ce, weights), {"accuracy": _masked_mean(correct, valid)}
 
 
 def future_feature_mse(pred_features: jax.Array, features: jax.Array,

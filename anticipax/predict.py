@@ -19,6 +19,7 @@ from ml_collections import config_flags
 import numpy as np
 
 from anticipax import export
+from anticipax import runtime
 from anticipax import train
 from anticipax.data import datasets
 from anticipax.data.errors import DataError
@@ -65,6 +66,7 @@ def _text(value) -> str:
 
 def main(argv):
   del argv
+  runtime.setup()
   try:
     result = run(_CONFIG.value, _WORKDIR.value, split=_SPLIT.value, output=_OUTPUT.value,
                  checkpoint=_CHECKPOINT.value)

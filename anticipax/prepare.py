@@ -12,6 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app  # pylint: disable=g-import-not-at-top
 from ml_collections import config_flags
 
+from anticipax import runtime
 from anticipax.data import datasets
 from anticipax.data.errors import DataError
 
@@ -20,6 +21,7 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config.", 
 
 def main(argv):
   del argv
+  runtime.setup()
   try:
     builder = datasets.builder(_CONFIG.value.data)
   except DataError as e:

@@ -45,6 +45,13 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.eval = ml_collections.ConfigDict({"batch_size": 64, "best_metric": "action/mean_top1"})
 
+  # Knowledge distillation from a text teacher (anticipation task). kind: "" (off), "kl", "contrastive".
+  c.distill = ml_collections.ConfigDict({
+      "kind": "", "weight": 0.0, "temperature": 1.0, "top_k": 0,
+      "teacher_outputs": [],  # cached: teacher_outputs_train.npz file(s) of teacher runs (several = ensemble)
+      "online_teacher": "",   # or a teacher run's workdir, evaluated frozen inside the train step
+  })
+
   # Mesh axes (-1 fills with the remaining devices) and logical-axis -> mesh-axis rules.
   c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
   c.logical_axis_rules = [
@@ -59,3 +66,22 @@ def base_config() -> ml_collections.ConfigDict:
       ("length", None),
   ]
   return c
+
+
+def text_config(**overrides) -> ml_collections.ConfigDict:
+  """The `text` section of MLM / teacher configs (see anticipax/tasks/text_model.py)."""
+  t = ml_collections.ConfigDict({
+      "pretrained": "",    # HF model dir or hub name (e.g. "bert-base-uncased"); "" = from scratch
+      "tokenizer": "",     # default: the pretrained model's
+      "init_workdir": "",  # start from an earlier MLM / teacher run instead
+      "scratch": {"hidden_size": 128, "num_layers": 2, "num_heads": 4, "intermediate_size": 512,
+                  "max_position_embeddings": 128, "dropout": 0.1, "attention_dropout": 0.1,
+                  "hidden_act": "gelu", "type_vocab_size": 2},
+      "max_len": 64,
+      "hist_len": 15,      # most recent actions written as teacher text
+      "template": "{verb} <v> {noun}",
+      "separator": " <a> ",
+      "dtype": "float32",
+  })
+  t.update(overrides)
+  return t

@@ -39,6 +39,7 @@ def info_from_metadata(meta, example) -> DatasetInfo:
       num_classes=len(actions), num_verbs=len(meta["verbs"]), num_nouns=len(meta["nouns"]),
       actions=actions, feature_dim=int(example["features"].shape[-1]),
       num_frames=int(example["features"].shape[0]), action_names=tuple(meta["action_names"]),
+      verb_names=tuple(meta["verbs"]), noun_names=tuple(meta["nouns"]),
       many_shot={k: np.asarray(v, np.int64) for k, v in many_shot.items()} if many_shot else None,
       eval_flags=tuple(meta.get("eval_flags", ())))
 

@@ -30,6 +30,8 @@ class DatasetInfo:
   feature_dim: int
   num_frames: int
   action_names: tuple[str, ...] = ()
+  verb_names: tuple[str, ...] = ()
+  noun_names: tuple[str, ...] = ()
   many_shot: Mapping[str, np.ndarray] | None = None  # 'verb'/'noun'/'action' -> class ids
   # Per-example 0/1 fields of the eval split marking subsets scored on their own ("unseen",
   # "tail_verb", ...): "<subset>" applies to every part, "<subset>_<part>" to one part.

@@ -97,6 +97,8 @@ class Avt(nn.Module):
     num_classes: next-action classes.
     num_verbs / num_nouns: optional extra heads on the same predicted features (0 = off).
     dropout: dropout before the classifiers.
+    distill_dim: if > 0, aux["projected"] [B, distill_dim] projects the last predicted feature for
+      contrastive distillation.
 
   Returns from __call__: `(outputs, aux)`; outputs has `logits` [B, C] (next action) and optionally
   `verb_logits`, `noun_logits`; aux has `past_logits` [B, T, C] (position t classifies frame t+1),
@@ -109,6 +111,7 @@ class Avt(nn.Module):
   num_verbs: int = 0
   num_nouns: int = 0
   dropout: float = 0.0
+  distill_dim: int = 0
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -130,10 +133,13 @@ class Avt(nn.Module):
       outputs["noun_logits"] = classifier(self.num_nouns, "noun_classifier")[:, -1]
     aux = {"past_logits": past_logits, "pred_features": pred.astype(jnp.float32),
            "features": feats.astype(jnp.float32)}
+    if self.distill_dim:  # the predicted next-frame feature, in the text teacher's feature space
+      proj = dense(self.distill_dim, ("features", "embed"), dtype=self.dtype, name="distill_proj")
+      aux["projected"] = proj(pred[:, -1]).astype(jnp.float32)
     return outputs, aux
 
 
-def build_avt(cfg, *, num_classes: int, num_verbs: int = 0, num_nouns: int = 0) -> Avt:
+def build_avt(cfg, *, num_classes: int, num_verbs: int = 0, num_nouns: int = 0, distill_dim: int = 0) -> Avt:
   """AVT from `config.model` (backbone.dim, head.*, dropout, verb_noun_heads, dtype)."""
   dtype = jnp.dtype(cfg.get("dtype", "float32"))
   backbone = FeatureBackbone(cfg.backbone.dim, dtype=dtype)
@@ -141,4 +147,4 @@ def build_avt(cfg, *, num_classes: int, num_verbs: int = 0, num_nouns: int = 0) 
                  max_len=cfg.head.get("max_len", 64), dropout=cfg.head.dropout, dtype=dtype)
   with_vn = cfg.get("verb_noun_heads", False)
   return Avt(backbone, head, num_classes, num_verbs if with_vn else 0, num_nouns if with_vn else 0,
-             dropout=cfg.dropout, dtype=dtype)
+             dropout=cfg.dropout, distill_dim=distill_dim, dtype=dtype)

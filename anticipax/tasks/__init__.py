@@ -1,9 +1,16 @@
-"""Tasks plug into the one trainer: `load_data(config)` then `get(config, splits)`."""
+"""Tasks plug into the one trainer: `load_data(config)` then `get(config, splits)`.
+
+- anticipation: the AVT student (optionally distilling a text teacher).
+- mlm: masked-LM domain pretraining of the text encoder on a corpus.
+- teacher: fine-tuning the text teacher to predict the next action from the previous ones.
+"""
 
 from anticipax.data import datasets
 from anticipax.tasks.anticipation import AnticipationTask
+from anticipax.tasks.mlm import MlmTask
+from anticipax.tasks.teacher import TeacherTask
 
-_TASKS = {"anticipation": AnticipationTask}
+_TASKS = {"anticipation": AnticipationTask, "mlm": MlmTask, "teacher": TeacherTask}
 
 
 def _check(config):

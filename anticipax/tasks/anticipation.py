@@ -6,30 +6,59 @@ initialise the model, the training loss, what evaluation computes from the model
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from anticipax import losses
 from anticipax import metrics
+from anticipax.data import teacher_outputs
 from anticipax.data.pipeline import Splits
 from anticipax.models.avt import build_avt
 from anticipax.tasks import base
 
 
 class AnticipationTask(base.Task):
-  """AVT student: next-action CE + future-feature MSE + past-action CE (+ verb/noun CE)."""
+  """AVT student: next-action CE + future-feature MSE + past-action CE (+ verb/noun CE), plus, with
+  `distill.kind`, knowledge from a text teacher: KL on the next-action logits ("kl") or InfoNCE between
+  the projected predicted feature and the teacher's [CLS] feature ("contrastive").
 
-  train_keys = ("features", "past_actions", "action", "verb", "noun")
+  The teacher is either cached (`distill.teacher_outputs`: files exported by a teacher run, several =
+  an ensemble; segments without an entry are masked out of the distillation loss) or online
+  (`distill.online_teacher`: a teacher workdir whose frozen model runs inside the train step).
+  """
 
   def __init__(self, config, splits: Splits):
     super().__init__(config, splits)
     self.info = info = splits.info
-    self.eval_keys = self.train_keys + tuple(info.eval_flags)
-    self.model = build_avt(config.model, num_classes=info.num_classes,
-                           num_verbs=info.num_verbs, num_nouns=info.num_nouns)
+    self.distill = config.get("distill", {})
+    self.kind = self.distill.get("kind", "")
+    if self.kind not in ("", "kl", "contrastive"):
+      raise ValueError(f"config.distill.kind: unknown {self.kind!r} (kl, contrastive or empty)")
+    keys = ["features", "past_actions", "action", "verb", "noun"]
+    self.eval_keys = tuple(keys) + tuple(info.eval_flags)
+    self.cached = self.online = None
+    distill_dim = 0
+    if self.kind and self.distill.get("online_teacher"):
+      self.online = OnlineTeacher(self.distill.online_teacher, info)
+      keys += ["input_ids", "attention_mask", "teacher_mask"]
+      distill_dim = self.online.feature_dim
+    elif self.kind:
+      self.cached = teacher_outputs.TeacherOutputs.load(list(self.distill.teacher_outputs))
+      keys += ["teacher_logits", "teacher_mask"] + (["teacher_features"] if self.kind == "contrastive" else [])
+      distill_dim = self.cached.feature_dim or 0
+      if self.cached.num_classes != info.num_classes:
+        raise ValueError(f"config.distill.teacher_outputs: {self.cached.num_classes} teacher classes, "
+                         f"the dataset has {info.num_classes}")
+    self.train_keys = tuple(keys)
+    self.model = build_avt(config.model, num_classes=info.num_classes, num_verbs=info.num_verbs,
+                           num_nouns=info.num_nouns,
+                           distill_dim=distill_dim if self.kind == "contrastive" else 0)
     self.weights = config.loss
 
   @property
@@ -37,14 +66,33 @@ class AnticipationTask(base.Task):
     names = ["loss", "next_action_loss", "future_feature_loss", "past_action_loss", "accuracy"]
     if self.model.num_verbs:
       names += ["verb_loss", "noun_loss"]
+    if self.kind:
+      names += ["distill_loss", "teacher_coverage"]
     return tuple(names)
+
+  def preprocess(self, example):
+    if self.cached is not None:
+      logits, features, present = self.cached.lookup(_text(example["uid"]))
+      example = {**example, "teacher_logits": logits, "teacher_mask": np.float32(present)}
+      if features is not None:
+        example["teacher_features"] = features
+    elif self.online is not None:
+      example = {**example, **self.online.text(example["history"]), "teacher_mask": np.float32(1.0)}
+    return example
 
   def dummy_batch(self, batch_size: int, eval: bool = False) -> dict[str, np.ndarray]:  # pylint: disable=redefined-builtin
     t, d = self.info.num_frames, self.info.feature_dim
-    scalars = self.eval_keys[2:] if eval else self.train_keys[2:]
-    return {"features": np.zeros((batch_size, t, d), np.float32),
-            "past_actions": np.zeros((batch_size, t), np.int32),
-            **{k: np.zeros((batch_size,), np.int32) for k in scalars}}
+    shapes = {"features": (t, d), "past_actions": (t,)}
+    if self.cached is not None:
+      shapes.update(teacher_logits=(self.info.num_classes,), teacher_features=(self.cached.feature_dim,))
+    if self.online is not None:
+      shapes.update(input_ids=(self.online.text.max_len,), attention_mask=(self.online.text.max_len,))
+    floats = ("features", "teacher_logits", "teacher_features", "teacher_mask")
+    return {k: np.zeros((batch_size, *shapes.get(k, ())), np.float32 if k in floats else np.int32)
+            for k in (self.eval_keys if eval else self.train_keys)}
+
+  def frozen_params(self):
+    return None if self.online is None else self.online.frozen()
 
   def init(self, rng: jax.Array, batch: dict[str, jax.Array]) -> Any:
     return self.model.init({"params": rng}, batch["features"], train=False)["params"]
@@ -66,8 +114,30 @@ class AnticipationTask(base.Task):
       terms["verb_loss"], _ = losses.next_action_ce(outputs["verb_logits"], batch["verb"], mask)
       terms["noun_loss"], _ = losses.next_action_ce(outputs["noun_logits"], batch["noun"], mask)
       total += w.get("verb", 0.0) * terms["verb_loss"] + w.get("noun", 0.0) * terms["noun_loss"]
+    if self.kind:
+      distill_loss, coverage = self._distill_loss(outputs, aux, batch, frozen, mask)
+      total += self.distill.weight * distill_loss
+      terms.update(distill_loss=distill_loss, teacher_coverage=coverage)
     terms["loss"] = total
     return total, terms
+
+  def teacher(self, batch, frozen) -> tuple[jax.Array, jax.Array | None]:
+    """The teacher's (logits, features) for a batch: read from the batch, or computed online."""
+    if self.online is not None:
+      return self.online(frozen, batch)
+    return batch["teacher_logits"], batch.get("teacher_features")
+
+  def _distill_loss(self, outputs, aux, batch, frozen, mask):
+    teacher_logits, teacher_features = self.teacher(batch, frozen)
+    m = batch["teacher_mask"] if mask is None else batch["teacher_mask"] * mask
+    if self.kind == "kl":
+      loss, _ = losses.distillation_kl(outputs["logits"], teacher_logits, m,
+                                       temperature=self.distill.temperature,
+                                       top_k=self.distill.get("top_k", 0))
+    else:
+      loss, _ = losses.info_nce(aux["projected"], teacher_features, m,
+                                temperature=self.distill.temperature)
+    return loss, jnp.mean(m)
 
   def predict(self, params, batch, frozen) -> dict[str, jax.Array]:
     """Evaluation outputs, with the labels carried along so the host can score them."""
@@ -75,16 +145,52 @@ class AnticipationTask(base.Task):
     return {**outputs, **{k: batch[k] for k in ("action", "verb", "noun", *self.info.eval_flags)}}
 
   def evaluate(self, outputs: dict[str, np.ndarray]) -> dict[str, float]:
-    """Dataset metrics (fractions in [0, 1]) from the concatenated, unpadded eval outputs."""
-    labels = {k: outputs[k] for k in ("action", "verb", "noun")}
-    subsets = {}
-    for flag in self.info.eval_flags:  # "unseen" -> every part; "tail_verb" -> the verb metric only
-      name, _, part = flag.rpartition("_")
-      parts = (part,) if part in labels else labels
-      name = name if part in labels else flag
-      subsets.setdefault(name, {}).update({p: outputs[flag] > 0 for p in parts})
-    return metrics.anticipation_metrics(
-        outputs["logits"], labels, self.info.actions, num_verbs=self.info.num_verbs,
-        num_nouns=self.info.num_nouns, many_shot=self.info.many_shot,
-        verb_logits=outputs.get("verb_logits"), noun_logits=outputs.get("noun_logits"),
-        example_subsets=subsets)
+    return anticipation_metrics(self.info, outputs)
+
+
+def anticipation_metrics(info, outputs: dict[str, np.ndarray]) -> dict[str, float]:
+  """Dataset metrics (fractions in [0, 1]) from concatenated, unpadded eval outputs (student or teacher)."""
+  labels = {k: outputs[k] for k in ("action", "verb", "noun")}
+  subsets = {}
+  for flag in info.eval_flags:  # "unseen" -> every part; "tail_verb" -> the verb metric only
+    name, _, part = flag.rpartition("_")
+    parts = (part,) if part in labels else labels
+    name = name if part in labels else flag
+    subsets.setdefault(name, {}).update({p: outputs[flag] > 0 for p in parts})
+  return metrics.anticipation_metrics(
+      outputs["logits"], labels, info.actions, num_verbs=info.num_verbs, num_nouns=info.num_nouns,
+      many_shot=info.many_shot, verb_logits=outputs.get("verb_logits"),
+      noun_logits=outputs.get("noun_logits"), example_subsets=subsets)
+
+
+def _text(value) -> str:
+  return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class OnlineTeacher:
+  """A fine-tuned teacher run (its workdir) evaluated inside the student's train step, frozen."""
+
+  def __init__(self, workdir: str, info):
+    import ml_collections  # pylint: disable=g-import-not-at-top
+    from anticipax.models.text_teacher import TextClassifier  # pylint: disable=g-import-not-at-top
+    from anticipax.tasks import text_model  # pylint: disable=g-import-not-at-top
+    with open(os.path.join(workdir, "config.json")) as f:
+      teacher_config = ml_collections.ConfigDict(json.load(f))
+    text_cfg = ml_collections.ConfigDict({**teacher_config.text.to_dict(), "init_workdir": workdir})
+    tokenizer = text_model.load_tokenizer(text_cfg)
+    self.bert_config = text_model.bert_config(text_cfg, tokenizer)
+    self.text = text_model.HistoryText(text_cfg, info, tokenizer)
+    self.model = TextClassifier(self.bert_config, info.num_classes, info.num_verbs, info.num_nouns)
+    self.workdir = workdir
+    self.feature_dim = self.bert_config.hidden_size
+
+  def frozen(self):
+    from anticipax.tasks import text_model  # pylint: disable=g-import-not-at-top
+    ids = jnp.zeros((1, self.text.max_len), jnp.int32)
+    boxed = jax.eval_shape(lambda: self.model.init(jax.random.key(0), ids, ids)["params"])
+    with_heads = text_model.restore_params(self.workdir)
+    return jax.device_get(with_heads), nn.get_partition_spec(boxed)
+
+  def __call__(self, params, batch):
+    outputs, aux = self.model.apply({"params": params}, batch["input_ids"], batch["attention_mask"])
+    return jax.lax.stop_gradient(outputs["logits"]), jax.lax.stop_gradient(aux["cls"])

@@ -1,0 +1,44 @@
+"""Process setup shared by the command-line entry points (main, predict, prepare, distill_pipeline)."""
+
+import logging as std_logging
+import os
+
+from absl import logging
+import jax
+
+
+class _QuietCheckpointing(std_logging.Filter):
+  """Orbax logs every file it writes at INFO; keep its warnings, drop the chatter."""
+
+  def filter(self, record):
+    return record.levelno >= std_logging.WARNING or "/orbax/" not in record.pathname
+
+
+def _hide_accelerators_from_tensorflow():
+  """clu's TensorBoard writers run TensorFlow; keep it off the GPUs/TPUs that JAX owns."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.config.set_visible_devices([], "GPU")
+  tf.config.set_visible_devices([], "TPU")
+
+
+def _maybe_initialize_distributed():
+  """Joins the other processes of a multi-process job; a single process needs nothing.
+
+  Explicit: JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID (any launcher). Otherwise
+  JAX detects TPU pod slices and SLURM jobs itself.
+  """
+  env = os.environ
+  if env.get("JAX_COORDINATOR_ADDRESS"):
+    jax.distributed.initialize(env["JAX_COORDINATOR_ADDRESS"], int(env["JAX_NUM_PROCESSES"]),
+                               int(env["JAX_PROCESS_ID"]))
+  elif env.get("TPU_WORKER_HOSTNAMES", "localhost") != "localhost" or "SLURM_JOB_ID" in env:
+    jax.distributed.initialize()
+
+
+def setup() -> None:
+  """Call first in an entry point's absl `main`."""
+  _hide_accelerators_from_tensorflow()
+  logging.get_absl_handler().addFilter(_QuietCheckpointing())
+  _maybe_initialize_distributed()
+  logging.info("JAX process %d/%d, local devices %s", jax.process_index(), jax.process_count(),
+               jax.local_devices())

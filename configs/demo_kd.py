@@ -1,0 +1,55 @@
+"""The first method end to end on synthetic_kitchen: text knowledge distilled into the AVT student.
+
+    python -m anticipax.distill_pipeline --config=configs/demo_kd.py --workdir=/tmp/anticipax_kd
+
+Stages, each a full trainer config run by the one trainer in `<workdir>/<stage>`:
+  mlm       a small BERT domain-pretrained (masked LM) on the recipe corpus synthetic_kitchen writes,
+            with a word-level tokenizer built from that corpus;
+  teacher   that encoder fine-tuned to predict the next action from the text of the previous ones;
+            it exports its logits for every training segment;
+  baseline  the AVT student alone (configs/demo.py);
+  student   the same student with KL distillation from the teacher's exported logits.
+"""
+
+import ml_collections
+
+from configs import common
+from configs import demo
+
+
+def get_config(arg: str | None = None):
+  del arg
+  data_dir = ml_collections.FieldReference(None, field_type=str)  # --config.tfds_data_dir=...
+
+  mlm = common.base_config()
+  mlm.task = "mlm"
+  mlm.data.name = "synthetic_kitchen"
+  mlm.data.eval_fraction = 0.05
+  mlm.text = common.text_config(tokenizer="build_from_corpus", max_len=48)
+  mlm.optimizer.update(name="adamw", weight_decay=0.01, grad_clip=1.0)
+  mlm.schedule.update(peak_lr=1e-3, warmup_steps=100)
+  mlm.train.update(batch_size=64, steps=800, log_every=100, eval_every=400, checkpoint_every=400)
+  mlm.eval.update(batch_size=128, best_metric="mlm/accuracy")
+
+  teacher = common.base_config()
+  teacher.task = "teacher"
+  teacher.data.name = "synthetic_kitchen"
+  teacher.text = common.text_config(init_workdir="<mlm>", max_len=48, hist_len=15)
+  teacher.model.dropout = 0.1
+  teacher.loss.update(next_action=0.8, verb=0.1, noun=0.1, class_weights="")
+  teacher.optimizer.update(name="adamw", weight_decay=0.01, grad_clip=1.0)
+  teacher.schedule.update(peak_lr=3e-4, warmup_steps=50)
+  teacher.train.update(batch_size=64, steps=600, log_every=100, eval_every=300, checkpoint_every=300)
+  teacher.eval.batch_size = 256
+
+  baseline = demo.get_config()
+  student = demo.get_config()
+  student.distill.update(kind="kl", weight=1.0, temperature=2.0, top_k=0, teacher_outputs=["<teacher>"])
+
+  stages = ml_collections.ConfigDict()
+  for name, c in (("mlm", mlm), ("teacher", teacher), ("baseline", baseline), ("student", student)):
+    c.data.tfds_data_dir = data_dir
+    stages[name] = c
+  return ml_collections.ConfigDict({"tfds_data_dir": data_dir, "stages": stages,
+                                    "order": ["mlm", "teacher", "baseline", "student"],
+                                    "compare_metric": "action/mean_top1"})
