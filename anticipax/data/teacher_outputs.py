@@ -141,6 +141,10 @@ class TeacherOutputs:
     self._features = None if features is None else _with_zero_row(features)
     self.paths, self.metadata = tuple(paths), tuple(metadata)
 
+  @property
+  def uids(self) -> tuple[str, ...]:
+    return tuple(self._row)
+
   @classmethod
   def load(cls, paths: PathLike | Sequence[PathLike]) -> TeacherOutputs:
     """Reads one file, or several as an ensemble.
