@@ -45,11 +45,19 @@ class Splits:
   info: DatasetInfo | None = None  # None for text-only jobs (MLM)
 
 
+_DEVICE_DTYPES = {np.dtype(np.int64): np.int32, np.dtype(np.float64): np.float32}
+
+
 def _select(keys: Sequence[str], preprocess: Callable[[Any], dict] | None = None):
+  """Keeps `keys` as numpy arrays; 64-bit values (TFDS returns Python ints) become 32-bit."""
   def fn(example):
     if preprocess is not None:
       example = preprocess(example)
-    return {k: np.asarray(example[k]) for k in keys}
+    out = {}
+    for k in keys:
+      x = np.asarray(example[k])
+      out[k] = x.astype(_DEVICE_DTYPES.get(x.dtype, x.dtype), copy=False)
+    return out
   return fn
 
 
