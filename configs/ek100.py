@@ -13,7 +13,7 @@ in ~/tensorflow_datasets/downloads/manual/epic_kitchens_100 (or pass --config.da
 
 from configs import common
 
-_TRAIN_EXAMPLES = 67217  # RULSTM EK100 training segments
+TRAIN_EXAMPLES = 67217  # RULSTM EK100 training segments
 _EPOCHS = 50
 
 
@@ -33,7 +33,7 @@ def get_config(arg: str | None = None):
   c.loss.update(verb=1.0, noun=1.0)
 
   batch = 32
-  steps_per_epoch = _TRAIN_EXAMPLES // batch
+  steps_per_epoch = TRAIN_EXAMPLES // batch
   c.optimizer.update(name="sgd", momentum=0.9, weight_decay=1e-6)
   c.schedule.update(peak_lr=1e-4, warmup_steps=20 * steps_per_epoch)
   c.train.update(batch_size=batch, steps=_EPOCHS * steps_per_epoch, log_every=100,

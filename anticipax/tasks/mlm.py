@@ -10,6 +10,7 @@ import optax
 from anticipax.data import action_text
 from anticipax.data import datasets
 from anticipax.data import synthetic_kitchen
+from anticipax.data.errors import DataError
 from anticipax.data.pipeline import Splits
 from anticipax.models.bert import BertForMaskedLM
 from anticipax.tasks import base
@@ -49,6 +50,8 @@ class MlmTask(base.Task):
     path = config.data.get("corpus")
     if not path and config.data.name == "synthetic_kitchen":
       path = str(synthetic_kitchen.corpus_path(datasets.builder(config.data)))
+    if not path:
+      raise DataError("config key data.corpus: no text corpus given (one document per line)")
     lines = action_text.read_corpus(path)
     num_eval = max(1, int(len(lines) * config.data.get("eval_fraction", 0.05)))
     return Splits(train=lines[num_eval:], eval=lines[:num_eval])

@@ -1,0 +1,30 @@
+"""The text teacher for EGTEA Gaze+: BERT fine-tuned on the text of the previous 15 actions.
+
+    python -m anticipax.main --config=configs/teacher_egtea.py --workdir=/tmp/teacher_egtea
+
+Starts from `text.pretrained` (bert-base-uncased from the Hugging Face hub when online, or a local model
+directory), or from a domain-pretrained MLM run: `--config.text.init_workdir=/tmp/mlm_recipes`
+(configs/mlm_recipes.py). When it finishes, `<workdir>/teacher_outputs_train.npz` holds its logits per
+training segment; configs/egtea.py distils it with `--config.distill.kind=kl
+--config.distill.teacher_outputs=/tmp/teacher_egtea/teacher_outputs_train.npz`.
+"""
+
+from configs import common
+from configs import egtea
+
+
+def get_config(arg: str | None = None):
+  c = egtea.get_config(arg)  # same data, windows and split
+  c.task = "teacher"
+  c.text = common.text_config(pretrained="bert-base-uncased", max_len=128, hist_len=15)
+  c.model = common.base_config().model
+  c.model.dropout = 0.1
+  # Paper: action / verb / noun losses weighted 0.8 / 0.1 / 0.1, balanced class weights for actions.
+  c.loss.update(next_action=0.8, verb=0.1, noun=0.1, class_weights="balanced")
+  c.optimizer.update(name="adamw", weight_decay=0.01, grad_clip=1.0)
+  steps_per_epoch = egtea.TRAIN_EXAMPLES // 32
+  c.schedule.update(peak_lr=1e-5, warmup_steps=steps_per_epoch)
+  c.train.update(batch_size=32, steps=10 * steps_per_epoch, eval_every=steps_per_epoch,
+                 checkpoint_every=steps_per_epoch, profile_steps=0)
+  c.distill.kind = ""
+  return c
