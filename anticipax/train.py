@@ -13,6 +13,8 @@ from collections.abc import Iterator
 import contextlib
 import json
 import os
+import signal
+import threading
 from typing import Any
 
 from absl import logging
@@ -28,6 +30,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
+from anticipax import checkpointing
 from anticipax import optimizers
 from anticipax import sharding
 from anticipax import tasks
@@ -93,7 +96,7 @@ class Trainer:
     self.frozen, frozen_shardings = self._place_frozen()
     self._train_step_jit = jax.jit(
         self._train_step, in_shardings=(self.state_shardings, self.batch_shardings, frozen_shardings),
-        out_shardings=(self.state_shardings, None), donate_argnums=(0,))
+        out_shardings=(self.state_shardings, None, None), donate_argnums=(0,))
     self._eval_step_jit = jax.jit(
         self._eval_step, in_shardings=(self.state_shardings.params, eval_shardings, frozen_shardings),
         out_shardings=sharding.replicated(self.mesh))
@@ -123,9 +126,15 @@ class Trainer:
       (_, terms), grads = grad_fn(state.params, batch, rng, frozen)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
+    grad_norm = optax.global_norm(grads)
+    finite = {**{k: jnp.isfinite(v) for k, v in terms.items()}, "gradient": jnp.isfinite(grad_norm)}
+    if self.config.train.get("skip_nonfinite", False):  # keep the old state where anything blew up
+      ok = jnp.all(jnp.stack(list(finite.values())))
+      params, opt_state = jax.tree.map(lambda new, old: jnp.where(ok, new, old),
+                                       (params, opt_state), (state.params, state.opt_state))
     step_metrics = self.metrics_cls.single_from_model_output(
-        **terms, grad_norm=optax.global_norm(grads), learning_rate=self.schedule(state.step))
-    return TrainState(step=state.step + 1, params=params, opt_state=opt_state), step_metrics
+        **terms, grad_norm=grad_norm, learning_rate=self.schedule(state.step))
+    return TrainState(step=state.step + 1, params=params, opt_state=opt_state), step_metrics, finite
 
   def _eval_step(self, params, batch, frozen):
     with nn.logical_axis_rules(self.rules):
@@ -190,40 +199,67 @@ class Trainer:
     return self.task.evaluate(self.predict(params, self.splits.eval))
 
 
-def _managers(workdir: str, config):
-  options = ocp.CheckpointManagerOptions(
-      save_interval_steps=1, max_to_keep=config.train.get("keep_checkpoints", 2), create=True,
-      enable_async_checkpointing=config.train.get("async_checkpointing", True))
-  latest = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"), options=options,
-                                 item_names=("state", "data"))
-  best_metric = config.eval.best_metric
-  best = ocp.CheckpointManager(
-      os.path.join(workdir, "best"), item_names=("state",),
-      options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True, best_fn=lambda m: m[best_metric],
-                                           best_mode="max", enable_async_checkpointing=False))
-  return latest, best
+class NumericalError(FloatingPointError):
+  """A loss term or the gradient became NaN/Inf."""
 
 
-def run(config, workdir: str, *, splits: pipeline.Splits | None = None) -> dict[str, Any]:
-  """Trains `config` in `workdir` (resuming from its latest checkpoint) and returns the final metrics."""
+class _Preemption:
+  """Turns SIGTERM (a preemption notice) into a flag the loop checks after every step."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    logging.warning("SIGTERM received: saving a checkpoint and stopping.")
+    self.requested = True
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+  def reached(self, checkpoints, step: int) -> bool:
+    if jax.process_count() > 1:  # every process must stop at the same step
+      return checkpoints.latest.reached_preemption(step)
+    return self.requested
+
+
+def _check_finite(pending: list, skip: bool) -> None:
+  """Raises for the first step whose loss terms or gradient were not finite (unless skipped)."""
+  for step, flags in jax.device_get(pending):
+    bad = sorted(k for k, ok in flags.items() if not ok)
+    if bad and not skip:
+      raise NumericalError(f"non-finite {', '.join(bad)} at step {step}; the last good checkpoint is kept "
+                           "(set train.skip_nonfinite=True to skip such updates instead)")
+    if bad:
+      logging.warning("Step %d: non-finite %s; the update was skipped.", step, ", ".join(bad))
+  pending.clear()
+
+
+def run(config, workdir: str, *, splits: pipeline.Splits | None = None,
+        overwrite: bool = False) -> dict[str, Any]:
+  """Trains `config` in `workdir`, resuming from its latest checkpoint, and returns the final metrics.
+
+  Stops early (with a checkpoint) on SIGTERM; raises `NumericalError` on NaN/Inf before any bad state is
+  saved; refuses a workdir holding a run of another config unless `overwrite`.
+  """
   workdir = os.path.abspath(workdir)
   trainer = Trainer(config, splits)
+  checkpoints = checkpointing.Checkpoints(workdir, config, overwrite=overwrite)
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
-  if jax.process_index() == 0:
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config.to_json_best_effort(indent=2))
-  latest, best = _managers(workdir, config)
 
   iterator = trainer.train_iterator()
   data_state = iterator.get_state()
-  if latest.latest_step() is not None:
-    step = latest.latest_step()
-    restored = latest.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(trainer.abstract_state), data=ocp.args.JsonRestore()))
-    state, data_state = restored.state, restored.data
+  restored = checkpoints.restore(trainer.abstract_state)
+  if restored is not None:
+    state, data_state = restored
     iterator.set_state(data_state)
-    logging.info("Resumed from %s at step %d.", latest.directory, step)
   else:
     state = trainer.init_state()
   step = int(jax.device_get(state.step))
@@ -240,56 +276,58 @@ def run(config, workdir: str, *, splits: pipeline.Splits | None = None) -> dict[
     if tcfg.get("profile_steps", 0):
       hooks.append(periodic_actions.Profile(logdir=workdir, num_profile_steps=tcfg.profile_steps,
                                             first_profile=tcfg.get("profile_first_step", 10)))
-
-  def save(step, data_state, eval_metrics=None):
-    latest.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                              data=ocp.args.JsonSave(data_state)), force=True)
-    if eval_metrics is not None:
-      best.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)),
-                metrics=eval_metrics, force=True)
-
   progress = next((h for h in hooks if isinstance(h, periodic_actions.ReportProgress)), None)
+  skip_nonfinite = tcfg.get("skip_nonfinite", False)
+
   eval_metrics = None
   train_metrics = None
+  pending_finite = []  # (step, {term: finite}) not yet looked at: checked at log and save time only
   # A run may stop early (time-limited jobs): the schedule still spans train.steps, so resuming later
   # reproduces an uninterrupted run exactly.
   stop = trainer.total_steps
   if tcfg.get("max_steps_per_run", 0):
     stop = min(stop, step + tcfg.max_steps_per_run)
   batches = trainer.batches(iterator) if step < stop else iter(())
-  while step < stop:
-    with jax.profiler.StepTraceAnnotation("train", step_num=step):
-      data_state, batch = next(batches)
-      state, step_metrics = trainer.train_step(state, batch)
-    step += 1
-    train_metrics = step_metrics if train_metrics is None else train_metrics.merge(step_metrics)
-    for hook in hooks:
-      hook(step)
-    last = step == stop
-    if step % tcfg.log_every == 0 or last:
-      writer.write_scalars(step, {f"train/{k}": v for k, v in train_metrics.compute().items()})
-      train_metrics = None
-    evaluated = (tcfg.eval_every and step % tcfg.eval_every == 0) or last
-    if evaluated:
-      with progress.timed("eval") if progress else contextlib.nullcontext():
-        eval_metrics = trainer.evaluate(state.params)
-      writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
-    if step % tcfg.checkpoint_every == 0 or last or evaluated:
-      save(step, data_state, eval_metrics if evaluated else None)
+  with _Preemption() as preemption:
+    while step < stop:
+      with jax.profiler.StepTraceAnnotation("train", step_num=step):
+        data_state, batch = next(batches)
+        state, step_metrics, finite = trainer.train_step(state, batch)
+      step += 1
+      pending_finite.append((step, finite))
+      train_metrics = step_metrics if train_metrics is None else train_metrics.merge(step_metrics)
+      for hook in hooks:
+        hook(step)
+      preempted = preemption.reached(checkpoints, step)
+      last = step == stop or preempted
+      if step % tcfg.log_every == 0 or last:
+        _check_finite(pending_finite, skip_nonfinite)
+        writer.write_scalars(step, {f"train/{k}": v for k, v in train_metrics.compute().items()})
+        train_metrics = None
+      evaluated = (tcfg.eval_every and step % tcfg.eval_every == 0) or (last and not preempted)
+      if evaluated:
+        with progress.timed("eval") if progress else contextlib.nullcontext():
+          eval_metrics = trainer.evaluate(state.params)
+        writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
+      if step % tcfg.checkpoint_every == 0 or last or evaluated:
+        _check_finite(pending_finite, skip_nonfinite)  # never save a bad state
+        checkpoints.save(step, state, data_state, eval_metrics if evaluated else None)
+      if preempted:
+        logging.warning("Preempted: checkpoint of step %d saved; rerun the same command to continue.", step)
+        break
 
   if eval_metrics is None:  # resumed a finished run: score the restored state again
     eval_metrics = trainer.evaluate(state.params)
-  latest.wait_until_finished()
-  trainer.task.finalize(trainer, state, workdir)
+  checkpoints.latest.wait_until_finished()
+  if step == trainer.total_steps:
+    trainer.task.finalize(trainer, state, workdir)
   writer.flush()
   result = {"step": step, **{f"eval/{k}": float(v) for k, v in eval_metrics.items()}}
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "metrics.json"), "w") as f:
       json.dump(result, f, indent=2, sort_keys=True)
-  latest.close()
-  best.close()
+  checkpoints.close()
   return result
-
 
 
 def format_metrics(result: dict[str, Any]) -> str:
@@ -303,10 +341,8 @@ def format_metrics(result: dict[str, Any]) -> str:
 def restore_state(trainer: Trainer, workdir: str, which: str = "best") -> TrainState:
   """The train state of `workdir`'s best (or latest) checkpoint, sharded as `trainer` wants it."""
   directory = os.path.join(os.path.abspath(workdir), {"best": "best", "latest": "checkpoints"}[which])
-  with ocp.CheckpointManager(directory, item_names=("state",)) as mngr:
-    step = mngr.best_step() if which == "best" else mngr.latest_step()
-    if step is None:
-      step = mngr.latest_step()
+  with ocp.CheckpointManager(directory, item_names=("state", "data")) as mngr:
+    step = mngr.latest_step()  # best/ keeps exactly one
     if step is None:
       raise FileNotFoundError(f"no checkpoint in {directory}")
     restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(trainer.abstract_state)))

@@ -72,7 +72,7 @@ def _prepared(trainer):
   state = trainer.init_state()
   iterator = trainer.train_iterator()
   batches = [sharding.global_batch(next(iterator), trainer.mesh) for _ in range(2)]
-  state, _ = trainer.train_step(state, batches[0])
+  state, _, _ = trainer.train_step(state, batches[0])
   jax.block_until_ready(state)
   return {"trainer": trainer, "state": state, "batches": batches}
 
@@ -81,7 +81,7 @@ def _round(run) -> float:
   trainer, state = run["trainer"], run["state"]
   start = time.perf_counter()
   for i in range(_STEPS.value):
-    state, _ = trainer.train_step(state, run["batches"][i % 2])
+    state, _, _ = trainer.train_step(state, run["batches"][i % 2])
   jax.block_until_ready(state)
   run["state"] = state
   return (time.perf_counter() - start) / _STEPS.value

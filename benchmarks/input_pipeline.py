@@ -133,7 +133,7 @@ def time_step(trainer: train.Trainer) -> float:
   batches = jax.block_until_ready([sharding.global_batch(next(iterator), trainer.mesh) for _ in range(2)])
   # The first call compiles (and runs one step): excluded, like the warm-up steps after it.
   t = time.perf_counter()
-  state, metrics = jax.block_until_ready(trainer.train_step(state, batches[0]))
+  state, metrics, _ = jax.block_until_ready(trainer.train_step(state, batches[0]))
   compile_s = time.perf_counter() - t
   h = config.model.head
   print(f"Step: configs/ek55.py AVT-h {h.num_layers} x {h.inter_dim}, {h.num_heads} heads, dropout {h.dropout}, "
@@ -142,11 +142,11 @@ def time_step(trainer: train.Trainer) -> float:
         f"{jax.devices()[0].device_kind}; compile + first step {compile_s:.1f} s (excluded), "
         f"{_STEP_WARMUP.value} warm-up + {_STEPS.value} timed steps")
   for i in range(_STEP_WARMUP.value):
-    state, metrics = trainer.train_step(state, batches[(i + 1) % 2])
+    state, metrics, _ = trainer.train_step(state, batches[(i + 1) % 2])
   jax.block_until_ready(state)
   t = time.perf_counter()
   for i in range(_STEPS.value):
-    state, metrics = trainer.train_step(state, batches[i % 2])
+    state, metrics, _ = trainer.train_step(state, batches[i % 2])
   jax.block_until_ready((state, metrics))
   sec = (time.perf_counter() - t) / _STEPS.value
   loss = float(metrics.compute()["loss"])

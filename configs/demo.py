@@ -18,6 +18,6 @@ def get_config(arg: str | None = None):
   c.model.dropout = 0.3
   c.optimizer.update(name="adamw", weight_decay=0.01, grad_clip=1.0)
   c.schedule.update(peak_lr=1e-3, warmup_steps=50)
-  c.train.update(batch_size=64, steps=1500, log_every=100, eval_every=500, checkpoint_every=500)
+  c.train.update(batch_size=64, steps=3000, log_every=100, eval_every=1000, checkpoint_every=1000)
   c.eval.batch_size = 256
   return c

@@ -123,7 +123,7 @@ def test_minilm_loads_and_fine_tunes(tmp_path, demo_data_dir):
   from anticipax import sharding  # pylint: disable=g-import-not-at-top
   losses = []
   for _ in range(2):
-    state, m = trainer.train_step(state, sharding.global_batch(next(iterator), trainer.mesh))
+    state, m, _ = trainer.train_step(state, sharding.global_batch(next(iterator), trainer.mesh))
     losses.append(float(m.compute()["loss"]))
   assert np.all(np.isfinite(losses))
   assert not np.allclose(before, jax.device_get(state.params["action_head"]["kernel"]))

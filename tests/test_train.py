@@ -89,7 +89,7 @@ def _three_steps(mesh, splits):
   losses = []
   for _ in range(3):
     batch = jax.tree.map(np.asarray, next(iterator))
-    state, m = trainer.train_step(state, sharding.global_batch(batch, trainer.mesh))
+    state, m, _ = trainer.train_step(state, sharding.global_batch(batch, trainer.mesh))
     losses.append(float(m.compute()["loss"]))
   return trainer, state, losses
 

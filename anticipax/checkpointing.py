@@ -1,0 +1,154 @@
+"""Checkpoints of a run's workdir: save, resume (falling back past a damaged checkpoint), workdir safety.
+
+`<workdir>/checkpoints/<step>/` holds the train state and the data iterator's position, `<workdir>/best/`
+the state with the best evaluation metric, `<workdir>/config.json` the config the run was started with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Any
+
+from absl import logging
+import jax
+import orbax.checkpoint as ocp
+
+# Fields that steer a run but not what it computes: they may change between invocations of one run.
+RUN_CONTROL = ("train.max_steps_per_run", "train.log_every", "train.eval_every", "train.checkpoint_every",
+               "train.keep_checkpoints", "train.async_checkpointing", "train.profile_steps",
+               "train.profile_first_step", "data.num_threads", "data.tfds_data_dir", "data.manual_dir",
+               "eval.batch_size")
+
+
+class CheckpointError(Exception):
+  """A checkpoint that cannot serve this run (incompatible config, nothing restorable)."""
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+  if isinstance(d, dict):
+    out = {}
+    for k, v in d.items():
+      out.update(_flat(v, f"{prefix}{k}."))
+    return out
+  return {prefix[:-1]: d}
+
+
+def config_differences(stored: dict, config) -> list[str]:
+  """Fields (dotted) whose values differ between a stored config.json and `config`, run control aside."""
+  old, new = _flat(stored), _flat(json.loads(config.to_json_best_effort()))
+  return sorted(k for k in set(old) | set(new)
+                if old.get(k) != new.get(k) and k not in RUN_CONTROL)
+
+
+def _path_key(path) -> tuple[str, ...]:
+  out = []
+  for k in path:
+    for attr in ("key", "name", "idx"):
+      if hasattr(k, attr):
+        out.append(str(getattr(k, attr)))
+        break
+  return tuple(out)
+
+
+def shape_mismatches(metadata, abstract_state) -> list[str]:
+  """'path: checkpoint shape vs model shape' for every array that differs (or exists on one side only)."""
+  saved = {_path_key(p): tuple(getattr(m, "shape", ()))
+           for p, m in jax.tree_util.tree_flatten_with_path(metadata)[0]}
+  wanted = {_path_key(p): tuple(x.shape) for p, x in jax.tree_util.tree_flatten_with_path(abstract_state)[0]}
+  problems = []
+  for key in sorted(set(saved) | set(wanted)):
+    name = "/".join(key)
+    if key not in saved:
+      problems.append(f"{name}: missing from the checkpoint (model {wanted[key]})")
+    elif key not in wanted:
+      problems.append(f"{name}: in the checkpoint {saved[key]}, not in the model")
+    elif saved[key] != wanted[key]:
+      problems.append(f"{name}: checkpoint {saved[key]} vs model {wanted[key]}")
+  return problems
+
+
+class Checkpoints:
+  """The run's checkpoint managers (latest + best) and its workdir bookkeeping."""
+
+  def __init__(self, workdir: str, config, *, overwrite: bool = False):
+    self.workdir = workdir
+    config_path = os.path.join(workdir, "config.json")
+    has_checkpoints = os.path.isdir(os.path.join(workdir, "checkpoints")) and any(
+        name.isdigit() for name in os.listdir(os.path.join(workdir, "checkpoints")))
+    if has_checkpoints and os.path.isfile(config_path):
+      with open(config_path) as f:
+        differences = config_differences(json.load(f), config)
+      if differences and not overwrite:
+        raise CheckpointError(
+            f"{workdir} holds a run with another config (differs in {', '.join(differences[:8])}"
+            f"{', ...' if len(differences) > 8 else ''}); use another --workdir, or --overwrite to start afresh")
+    if overwrite and jax.process_index() == 0:
+      for name in ("checkpoints", "best", "metrics.json"):
+        path = os.path.join(workdir, name)
+        if os.path.isdir(path):
+          shutil.rmtree(path)
+        elif os.path.exists(path):
+          os.remove(path)
+    if jax.process_index() == 0:
+      os.makedirs(workdir, exist_ok=True)
+      with open(config_path, "w") as f:
+        f.write(config.to_json_best_effort(indent=2))
+    handlers = {"state": ocp.StandardCheckpointHandler(), "data": ocp.JsonCheckpointHandler()}
+    self.latest = ocp.CheckpointManager(
+        os.path.join(workdir, "checkpoints"), item_names=("state", "data"), item_handlers=handlers,
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=config.train.get("keep_checkpoints", 2), create=True,
+            enable_async_checkpointing=config.train.get("async_checkpointing", True)))
+    best_metric = config.eval.best_metric
+    self.best = ocp.CheckpointManager(
+        os.path.join(workdir, "best"), item_names=("state",),
+        item_handlers={"state": ocp.StandardCheckpointHandler()},
+        options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True, best_fn=lambda m: m[best_metric],
+                                             best_mode="max", enable_async_checkpointing=False))
+
+  def restore(self, abstract_state) -> tuple[Any, dict] | None:
+    """(state, data-iterator state) of the newest checkpoint that restores, or None for a fresh run.
+
+    A checkpoint that fails to read (truncated, corrupted) is skipped with a warning in favour of the one
+    before it; one whose arrays do not fit the model stops the run with the mismatches listed.
+    """
+    steps = sorted(self.latest.all_steps(), reverse=True)
+    for i, step in enumerate(steps):
+      try:
+        metadata = self.latest.item_metadata(step)["state"]
+      except Exception as e:  # pylint: disable=broad-except
+        logging.warning("Checkpoint %d in %s is unreadable (%s); trying an older one.", step,
+                        self.latest.directory, e)
+        continue
+      problems = shape_mismatches(metadata, abstract_state)
+      if problems:
+        raise CheckpointError(f"checkpoint {step} in {self.latest.directory} does not fit this config's "
+                              "model:\n  " + "\n  ".join(problems))
+      try:
+        restored = self.latest.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
+      except Exception as e:  # pylint: disable=broad-except
+        logging.warning("Checkpoint %d in %s failed to restore (%s); trying an older one.", step,
+                        self.latest.directory, e)
+        continue
+      for damaged in steps[:i]:  # so that this run can save those steps again
+        self.latest.delete(damaged)
+      logging.info("Resumed from %s at step %d.", self.latest.directory, step)
+      return restored.state, restored.data
+    if steps:
+      raise CheckpointError(f"no checkpoint in {self.latest.directory} could be restored (tried {steps})")
+    return None
+
+  def save(self, step: int, state, data_state: dict, eval_metrics: dict | None = None) -> None:
+    self.latest.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                   data=ocp.args.JsonSave(data_state)), force=True)
+    if eval_metrics is not None:
+      self.best.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)),
+                     metrics=eval_metrics, force=True)
+
+  def close(self) -> None:
+    self.latest.wait_until_finished()
+    self.latest.close()
+    self.best.close()
