@@ -124,8 +124,11 @@ class Checkpoints:
         continue
       problems = shape_mismatches(metadata, abstract_state)
       if problems:
+        # The optimizer state mirrors the parameters: list those, and the rest only if nothing else differs.
+        shown = [p for p in problems if p.startswith("params/")] or problems
+        more = f"\n  ... and {len(shown) - 24} more" if len(shown) > 24 else ""
         raise CheckpointError(f"checkpoint {step} in {self.latest.directory} does not fit this config's "
-                              "model:\n  " + "\n  ".join(problems))
+                              "model:\n  " + "\n  ".join(shown[:24]) + more)
       try:
         restored = self.latest.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
