@@ -29,6 +29,8 @@ def _maybe_initialize_distributed():
   """
   env = os.environ
   if env.get("JAX_COORDINATOR_ADDRESS"):
+    # CPU-only jobs (tests, debugging) need a collectives backend across processes; accelerators ignore it.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(env["JAX_COORDINATOR_ADDRESS"], int(env["JAX_NUM_PROCESSES"]),
                                int(env["JAX_PROCESS_ID"]))
   elif env.get("TPU_WORKER_HOSTNAMES", "localhost") != "localhost" or "SLURM_JOB_ID" in env:

@@ -67,19 +67,34 @@ def train_iterator(source, *, keys: Sequence[str], batch_size: int, seed: int,
                    num_threads: int = 4, prefetch: int = 8) -> grain.DatasetIterator:
   """Endless iterator of this process's training batches (numpy dicts with `keys`).
 
+  All processes walk the same shuffled stream of examples (a new permutation every epoch); global batch b
+  is stream positions [b G, (b+1) G) and process p reads only its rows [b G + p L, b G + (p+1) L) of it
+  (G = global, L = local batch). So the global batches, and the training run, are the same whatever the
+  number of processes.
+
   Args:
     source: random-access source of example dicts (e.g. `builder.as_data_source("train")`).
     keys: example fields to keep (strings are dropped from device batches).
-    preprocess: optional host-side transform of each example (e.g. tokenization), before `keys`.
-    batch_size: examples per batch on this process (global batch / process count).
+    batch_size: examples per batch on this process (L = global batch / process count).
     seed: shuffle seed; epoch e uses a permutation derived from (seed, e).
-    process_index / process_count: this process's slice of the examples.
+    preprocess: optional host-side transform of each example (e.g. tokenization), before `keys`.
+    process_index / process_count: which rows of every global batch this process reads.
   """
-  ds = grain.MapDataset.source(source)[process_index::process_count]
-  if len(ds) < batch_size:
-    raise DataError(f"{len(ds)} training examples on this process, fewer than one batch of {batch_size}")
-  ds = ds.shuffle(seed=seed).repeat(None).map(_select(keys, preprocess)).batch(batch_size, drop_remainder=True)
+  global_batch = batch_size * process_count
+  if len(source) < global_batch:
+    raise DataError(f"{len(source)} training examples, fewer than one global batch of {global_batch}")
+  stream = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
+  offset = process_index * batch_size
+
+  def example(k):  # k-th example this process reads
+    return stream[(k // batch_size) * global_batch + offset + k % batch_size]
+
+  ds = grain.MapDataset.range(_ENDLESS).map(example).map(_select(keys, preprocess))
+  ds = ds.batch(batch_size, drop_remainder=True)
   return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)))
+
+
+_ENDLESS = 2**62  # examples a training iterator can produce (the stream repeats forever)
 
 
 def num_eval_batches(num_examples: int, batch_size: int, process_count: int = 1) -> int:
