@@ -249,7 +249,11 @@ def run(config, workdir: str, *, splits: pipeline.Splits | None = None,
   Stops early (with a checkpoint) on SIGTERM; raises `NumericalError` on NaN/Inf before any bad state is
   saved; refuses a workdir holding a run of another config unless `overwrite`.
   """
-  workdir = os.path.abspath(workdir)
+  with _Preemption() as preemption:  # from the start: a notice during setup stops after the first step
+    return _run(config, os.path.abspath(workdir), splits, overwrite, preemption)
+
+
+def _run(config, workdir, splits, overwrite, preemption) -> dict[str, Any]:
   trainer = Trainer(config, splits)
   checkpoints = checkpointing.Checkpoints(workdir, config, overwrite=overwrite)
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
@@ -288,33 +292,32 @@ def run(config, workdir: str, *, splits: pipeline.Splits | None = None,
   if tcfg.get("max_steps_per_run", 0):
     stop = min(stop, step + tcfg.max_steps_per_run)
   batches = trainer.batches(iterator) if step < stop else iter(())
-  with _Preemption() as preemption:
-    while step < stop:
-      with jax.profiler.StepTraceAnnotation("train", step_num=step):
-        data_state, batch = next(batches)
-        state, step_metrics, finite = trainer.train_step(state, batch)
-      step += 1
-      pending_finite.append((step, finite))
-      train_metrics = step_metrics if train_metrics is None else train_metrics.merge(step_metrics)
-      for hook in hooks:
-        hook(step)
-      preempted = preemption.reached(checkpoints, step)
-      last = step == stop or preempted
-      if step % tcfg.log_every == 0 or last:
-        _check_finite(pending_finite, skip_nonfinite)
-        writer.write_scalars(step, {f"train/{k}": v for k, v in train_metrics.compute().items()})
-        train_metrics = None
-      evaluated = (tcfg.eval_every and step % tcfg.eval_every == 0) or (last and not preempted)
-      if evaluated:
-        with progress.timed("eval") if progress else contextlib.nullcontext():
-          eval_metrics = trainer.evaluate(state.params)
-        writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
-      if step % tcfg.checkpoint_every == 0 or last or evaluated:
-        _check_finite(pending_finite, skip_nonfinite)  # never save a bad state
-        checkpoints.save(step, state, data_state, eval_metrics if evaluated else None)
-      if preempted:
-        logging.warning("Preempted: checkpoint of step %d saved; rerun the same command to continue.", step)
-        break
+  while step < stop:
+    with jax.profiler.StepTraceAnnotation("train", step_num=step):
+      data_state, batch = next(batches)
+      state, step_metrics, finite = trainer.train_step(state, batch)
+    step += 1
+    pending_finite.append((step, finite))
+    train_metrics = step_metrics if train_metrics is None else train_metrics.merge(step_metrics)
+    for hook in hooks:
+      hook(step)
+    preempted = preemption.reached(checkpoints, step)
+    last = step == stop or preempted
+    if step % tcfg.log_every == 0 or last:
+      _check_finite(pending_finite, skip_nonfinite)
+      writer.write_scalars(step, {f"train/{k}": v for k, v in train_metrics.compute().items()})
+      train_metrics = None
+    evaluated = (tcfg.eval_every and step % tcfg.eval_every == 0) or (last and not preempted)
+    if evaluated:
+      with progress.timed("eval") if progress else contextlib.nullcontext():
+        eval_metrics = trainer.evaluate(state.params)
+      writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
+    if step % tcfg.checkpoint_every == 0 or last or evaluated:
+      _check_finite(pending_finite, skip_nonfinite)  # never save a bad state
+      checkpoints.save(step, state, data_state, eval_metrics if evaluated else None)
+    if preempted:
+      logging.warning("Preempted: checkpoint of step %d saved; rerun the same command to continue.", step)
+      break
 
   if eval_metrics is None:  # resumed a finished run: score the restored state again
     eval_metrics = trainer.evaluate(state.params)

@@ -5,6 +5,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import jax
@@ -91,13 +92,17 @@ def test_sigterm_saves_and_the_restart_continues(tmp_path, demo_data_dir):
   args = ["--config.train.steps=100000", "--config.train.checkpoint_every=100000"]
   proc = subprocess.Popen(_cmd(workdir, demo_data_dir, *args), cwd=REPO, env=_ENV, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
+  lines = []
+  reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+  reader.start()
   deadline = time.time() + 240
-  while not os.path.isdir(workdir) or not any(f.startswith("events") for f in os.listdir(workdir)):
-    assert time.time() < deadline and proc.poll() is None
-    time.sleep(0.2)
-  time.sleep(3)  # some steps in
+  while sum("train/loss" in line for line in lines) < 3:  # a few steps in
+    assert time.time() < deadline and proc.poll() is None, "".join(lines)[-3000:]
+    time.sleep(0.1)
   proc.send_signal(signal.SIGTERM)
-  _, stderr = proc.communicate(timeout=240)
+  proc.wait(timeout=240)
+  reader.join(timeout=60)
+  stderr = "".join(lines)
   assert proc.returncode == 0, stderr[-3000:]
   assert "Preempted: checkpoint of step" in stderr
   step, _ = _params(workdir)

@@ -16,6 +16,7 @@ Usage:
 from __future__ import annotations
 
 import os
+import re
 from typing import Mapping, Sequence
 
 import lmdb
@@ -24,6 +25,7 @@ import numpy as np
 from anticipax.data.errors import DataError
 
 _MAX_READERS = 2048  # Many data-loader workers may each hold a read transaction.
+_FRAME = re.compile(rb"[0-9]{10}\.jpg")  # What follows `{video}_frame_` in a key.
 
 # The environments open in this process, by real path. py-lmdb refuses to open one
 # environment twice in a process, so all `LmdbFeatures` share them; read-only, they never
@@ -146,7 +148,7 @@ class LmdbFeatures:
       if j and frame == frames[j - 1]:  # Windows repeat frame 1 near the start of a video.
         out[j] = out[j - 1]
       elif cursor.set_range(_key(video, frame)) and bytes(cursor.key()[:len(prefix)]) == prefix:
-        out[j] = self._value(cursor, i)
+        out[j] = self._value(cursor, i, prefix)
       else:
         if last is None:
           last = self._last_row(cursor, i, video, prefix)
@@ -158,12 +160,17 @@ class LmdbFeatures:
     found = cursor.prev() if cursor.set_range(prefix + b"\xff") else cursor.last()
     if not found or bytes(cursor.key()[:len(prefix)]) != prefix:
       raise DataError(f"video {video!r} has no frames in {self._paths[i]} (modality {self.modalities[i]!r})")
-    return self._value(cursor, i).copy()
+    return self._value(cursor, i, prefix).copy()
 
-  def _value(self, cursor, i: int) -> np.ndarray:
-    value = cursor.value()
+  def _value(self, cursor, i: int, prefix: bytes) -> np.ndarray:
+    """The value at `cursor`, whose key starts with `prefix` (`{video}_frame_`)."""
+    value, key = cursor.value(), bytes(cursor.key())
+    if not _FRAME.fullmatch(key, len(prefix)):  # Else a stray key would pass for the video's frame.
+      raise DataError(f"LMDB {self._paths[i]} (modality {self.modalities[i]!r}): key "
+                      f"{key.decode('utf-8', 'replace')!r} is not a frame key "
+                      f"{prefix.decode('utf-8', 'replace') + '<10 digits>.jpg'!r}")
     if len(value) != 4 * self.dims[i]:
-      key = bytes(cursor.key()).decode("utf-8", "replace")
+      key = key.decode("utf-8", "replace")
       raise DataError(f"LMDB {self._paths[i]} (modality {self.modalities[i]!r}): key {key!r}: value of "
                       f"{len(value)} bytes, expected {4 * self.dims[i]} (dim {self.dims[i]} float32)")
     return np.frombuffer(value, "<f4")

@@ -21,6 +21,7 @@ import bisect
 import collections
 import csv
 import dataclasses
+import io
 import os
 import re
 from typing import Iterator, Literal, Sequence
@@ -35,6 +36,7 @@ Dataset = Literal["egtea", "ek55", "ek100"]
 LABELED_FIELDS = ("uid", "video", "start_frame", "end_frame", "verb", "noun", "action")
 UNLABELED_FIELDS = LABELED_FIELDS[:4]
 _INT = re.compile(r"[+-]?[0-9]+")  # Not `int()` alone: it also accepts "1_000" and non-ASCII digits.
+_MAX_CLASSES = 1 << 20  # Verb and noun ids size the model's heads; anything near this is a typo.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,22 +59,38 @@ class Segment:
 
 
 def _rows(path: PathLike) -> Iterator[tuple[int, list[str]]]:
-  """Yields `(line, fields)` of a CSV file, fields stripped of whitespace, blank lines skipped."""
+  """Yields `(line, fields)` of a CSV file, fields stripped of whitespace, blank lines skipped.
+
+  A leading byte-order mark (Excel's "CSV UTF-8") is not data. Quotes are plain characters: the
+  RULSTM files never quote, and a stray `"` must not merge lines into one row.
+  """
   try:
-    with open(path, newline="", encoding="utf-8") as f:
-      reader = csv.reader(f)
-      for fields in reader:
-        fields = [x.strip() for x in fields]
-        if any(fields):
-          yield reader.line_num, fields
-  except (OSError, UnicodeDecodeError, csv.Error) as e:
+    with open(path, "rb") as f:
+      data = f.read()
+  except OSError as e:
     raise DataError(f"{path}: cannot read: {e}") from e
+  try:
+    text = data.decode("utf-8").removeprefix("\ufeff")
+  except UnicodeDecodeError as e:
+    line = len(re.split(rb"\r\n|\r|\n", data[:e.start]))
+    raise DataError(f"{path}:{line}: not UTF-8: byte {data[e.start]:#04x}: {e.reason}") from e
+  reader = csv.reader(io.StringIO(text, newline=""), quoting=csv.QUOTE_NONE)
+  try:
+    for fields in reader:
+      fields = [x.strip() for x in fields]
+      if any(fields):
+        yield reader.line_num, fields
+  except csv.Error as e:  # A field over csv.field_size_limit().
+    raise DataError(f"{path}:{reader.line_num}: {e}") from e
 
 
 def _int(path: PathLike, line: int, field: str, text: str) -> int:
   if not _INT.fullmatch(text):
     raise DataError(f"{path}:{line}: field '{field}': expected an integer, got {text!r}")
-  return int(text)
+  value = int(text)
+  if not -2**31 <= value < 2**31:  # Frames and ids are stored as int32.
+    raise DataError(f"{path}:{line}: field '{field}': {text!r} is out of the 32-bit integer range")
+  return value
 
 
 def _check_count(path, line, fields, names) -> None:
@@ -239,10 +257,13 @@ _ACTIONS_FORMATS = {  # dataset -> (header or None, row parser)
 
 def _names(path, ids_names: list[tuple[int, str, int]], kind: str) -> tuple[str, ...]:
   """Names per id, from `(id, name, line)` in file order: the first name seen for each id."""
-  names = [""] * (max(i for i, _, _ in ids_names) + 1) if ids_names else []
-  for i, name, line in ids_names:
+  for i, _, line in ids_names:
     if i < 0:
       raise DataError(f"{path}:{line}: field '{kind}': negative id {i}")
+    if i >= _MAX_CLASSES:
+      raise DataError(f"{path}:{line}: field '{kind}': id {i} is too large (at most {_MAX_CLASSES - 1})")
+  names = [""] * (max(i for i, _, _ in ids_names) + 1) if ids_names else []
+  for i, name, _ in ids_names:
     names[i] = names[i] or name
   return tuple(names)
 

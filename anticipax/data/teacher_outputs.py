@@ -100,25 +100,31 @@ def _read(path: PathLike) -> dict[str, Any]:
       data = {key: npz[key] for key in npz.files}
   except FileNotFoundError as e:
     raise DataError(f"{path}: teacher outputs file not found") from e
-  except (OSError, ValueError) as e:  # Not a .npz, truncated, or holding pickled objects.
-    raise DataError(f"{path}: cannot read teacher outputs: {e}") from e
+  except Exception as e:  # pylint: disable=broad-except
+    # Not a .npz, truncated, corrupt or holding pickled objects: numpy and zipfile then raise anything from
+    # ValueError and EOFError to BadZipFile, RuntimeError ("encrypted") and NotImplementedError.
+    raise DataError(f"{path}: cannot read teacher outputs: {type(e).__name__}: {e}") from e
   for key in ("uids", "logits"):
     if key not in data:
       raise DataError(f"{path}: key '{key}': missing (the file has {sorted(data)})")
   uids, logits = data["uids"], data["logits"]
   if uids.ndim != 1 or uids.dtype.kind not in "US":
     raise DataError(f"{path}: key 'uids': expected a 1-D string array, got {uids.dtype} {uids.shape}")
-  if logits.ndim != 2 or len(logits) != len(uids):
-    raise DataError(f"{path}: key 'logits': expected [{len(uids)}, C] for {len(uids)} uids, got {logits.shape}")
   features = data.get("features")
-  if features is not None and (features.ndim != 2 or len(features) != len(uids)):
-    raise DataError(f"{path}: key 'features': expected [{len(uids)}, H] for {len(uids)} uids, "
-                    f"got {features.shape}")
+  for key, a, size in (("logits", logits, "C"), ("features", features, "H")):
+    if a is not None and (a.ndim != 2 or len(a) != len(uids) or a.dtype.kind not in "biuf"):
+      raise DataError(f"{path}: key '{key}': expected [{len(uids)}, {size}] real numbers for {len(uids)} uids, "
+                      f"got {a.dtype} {a.shape}")
   try:
     metadata = json.loads(str(data["metadata"])) if "metadata" in data else {}
   except json.JSONDecodeError as e:
     raise DataError(f"{path}: key 'metadata': not JSON: {e}") from e
-  uids = [u.decode("utf-8") if isinstance(u, bytes) else str(u) for u in uids.tolist()]
+  if not isinstance(metadata, dict):
+    raise DataError(f"{path}: key 'metadata': expected a JSON object, got {type(metadata).__name__}")
+  try:
+    uids = [u.decode("utf-8") if isinstance(u, bytes) else str(u) for u in uids.tolist()]
+  except UnicodeDecodeError as e:
+    raise DataError(f"{path}: key 'uids': not UTF-8: {e}") from e
   # A file not made by `write` may repeat a uid; it still counts once in an ensemble.
   uids, (logits, features) = _average_rows(uids, logits, features)
   return {"uids": uids, "logits": logits, "features": features, "metadata": metadata}
