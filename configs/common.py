@@ -68,6 +68,33 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
+def avt_training(c: ml_collections.ConfigDict, *, train_examples: int, batch_size: int = 32,
+                 epochs: int = 50, warmup_epochs: int = 20) -> None:
+  """AVT's recipe (Girdhar & Grauman): SGD + momentum 0.9, lr 1e-4, weight decay 1e-6, 50 epochs of which
+  20 warm up and 30 anneal (cosine); evaluated every 5 epochs, checkpointed every epoch."""
+  steps_per_epoch = train_examples // batch_size
+  c.optimizer.update(name="sgd", momentum=0.9, weight_decay=1e-6)
+  c.schedule.update(peak_lr=1e-4, warmup_steps=warmup_epochs * steps_per_epoch)
+  c.train.update(batch_size=batch_size, steps=epochs * steps_per_epoch, log_every=100,
+                 eval_every=5 * steps_per_epoch, checkpoint_every=steps_per_epoch, profile_steps=5)
+
+
+def teacher_training(c: ml_collections.ConfigDict, *, train_examples: int, hist_len: int, max_len: int,
+                     batch_size: int = 32, epochs: int = 10) -> None:
+  """Turns a student config into its text teacher's: BERT fine-tuned with AdamW at lr 1e-5 (one epoch of
+  warmup) on the text of the previous `hist_len` actions."""
+  c.task = "teacher"
+  c.text = text_config(pretrained="bert-base-uncased", max_len=max_len, hist_len=hist_len)
+  c.model = base_config().model
+  c.model.dropout = 0.1
+  c.optimizer.update(name="adamw", weight_decay=0.01, grad_clip=1.0)
+  steps_per_epoch = train_examples // batch_size
+  c.schedule.update(peak_lr=1e-5, warmup_steps=steps_per_epoch)
+  c.train.update(batch_size=batch_size, steps=epochs * steps_per_epoch, eval_every=steps_per_epoch,
+                 checkpoint_every=steps_per_epoch, profile_steps=0)
+  c.distill.kind = ""
+
+
 def text_config(**overrides) -> ml_collections.ConfigDict:
   """The `text` section of MLM / teacher configs (see anticipax/tasks/text_model.py)."""
   t = ml_collections.ConfigDict({

@@ -13,7 +13,6 @@ Put the RULSTM files for EGTEA (training1.csv, validation1.csv, actions.csv and 
 from configs import common
 
 TRAIN_EXAMPLES = 8299  # RULSTM split 1 training segments
-_EPOCHS = 50
 
 
 def get_config(arg: str | None = None):
@@ -30,14 +29,7 @@ def get_config(arg: str | None = None):
   c.model.head.update(inter_dim=2048, num_layers=2, num_heads=4, dropout=0.2)
   c.model.dropout = 0.2
 
-  # AVT: SGD + momentum, lr 1e-4, weight decay 1e-6, 50 epochs = 20 warmup + 30 cosine.
-  batch = 32
-  steps_per_epoch = TRAIN_EXAMPLES // batch
-  c.optimizer.update(name="sgd", momentum=0.9, weight_decay=1e-6)
-  c.schedule.update(peak_lr=1e-4, warmup_steps=20 * steps_per_epoch)
-  c.train.update(batch_size=batch, steps=_EPOCHS * steps_per_epoch, log_every=100,
-                 eval_every=5 * steps_per_epoch, checkpoint_every=steps_per_epoch)
-  c.train.profile_steps = 5
+  common.avt_training(c, train_examples=TRAIN_EXAMPLES)
   # Distillation from the text teacher (off until a teacher's outputs are given; the paper's released
   # code uses these values): --config.distill.kind=kl --config.distill.teacher_outputs=<file>.
   c.distill.update(temperature=10.0, weight=150.0, top_k=0)

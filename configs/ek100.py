@@ -14,7 +14,6 @@ in ~/tensorflow_datasets/downloads/manual/epic_kitchens_100 (or pass --config.da
 from configs import common
 
 TRAIN_EXAMPLES = 67217  # RULSTM EK100 training segments
-_EPOCHS = 50
 
 
 def get_config(arg: str | None = None):
@@ -32,13 +31,7 @@ def get_config(arg: str | None = None):
   c.model.verb_noun_heads = True
   c.loss.update(verb=1.0, noun=1.0)
 
-  batch = 32
-  steps_per_epoch = TRAIN_EXAMPLES // batch
-  c.optimizer.update(name="sgd", momentum=0.9, weight_decay=1e-6)
-  c.schedule.update(peak_lr=1e-4, warmup_steps=20 * steps_per_epoch)
-  c.train.update(batch_size=batch, steps=_EPOCHS * steps_per_epoch, log_every=100,
-                 eval_every=5 * steps_per_epoch, checkpoint_every=steps_per_epoch)
-  c.train.profile_steps = 5
+  common.avt_training(c, train_examples=TRAIN_EXAMPLES)
   c.eval.best_metric = "action/mean_top5_recall"
   # Challenge submissions carry self-reported supervision levels.
   c.export = {"supervision_levels": {"sls_pt": 1, "sls_tl": 4, "sls_td": 3}}

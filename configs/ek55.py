@@ -14,7 +14,6 @@ EPIC_many_shot_nouns.csv and the rgb/ LMDB) in ~/tensorflow_datasets/downloads/m
 from configs import common
 
 TRAIN_EXAMPLES = 23493  # RULSTM training segments
-_EPOCHS = 50
 
 
 def get_config(arg: str | None = None):
@@ -31,13 +30,7 @@ def get_config(arg: str | None = None):
   c.model.dropout = 0.8
   c.model.verb_noun_heads = False
 
-  batch = 32
-  steps_per_epoch = TRAIN_EXAMPLES // batch
-  c.optimizer.update(name="sgd", momentum=0.9, weight_decay=1e-6)
-  c.schedule.update(peak_lr=1e-4, warmup_steps=20 * steps_per_epoch)
-  c.train.update(batch_size=batch, steps=_EPOCHS * steps_per_epoch, log_every=100,
-                 eval_every=5 * steps_per_epoch, checkpoint_every=steps_per_epoch)
-  c.train.profile_steps = 5
+  common.avt_training(c, train_examples=TRAIN_EXAMPLES)
   # Distillation from the text teacher (off until a teacher's outputs are given; the paper's released
   # code uses these values): --config.distill.kind=kl --config.distill.teacher_outputs=<file>.
   c.distill.update(temperature=5.0, weight=20.0, top_k=50)

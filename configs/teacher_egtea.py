@@ -14,17 +14,8 @@ from configs import egtea
 
 
 def get_config(arg: str | None = None):
-  c = egtea.get_config(arg)  # same data, windows and split
-  c.task = "teacher"
-  c.text = common.text_config(pretrained="bert-base-uncased", max_len=128, hist_len=15)
-  c.model = common.base_config().model
-  c.model.dropout = 0.1
+  c = egtea.get_config(arg)  # same data, windows and split as the student
+  common.teacher_training(c, train_examples=egtea.TRAIN_EXAMPLES, hist_len=15, max_len=128)
   # Paper: action / verb / noun losses weighted 0.8 / 0.1 / 0.1, balanced class weights for actions.
   c.loss.update(next_action=0.8, verb=0.1, noun=0.1, class_weights="balanced")
-  c.optimizer.update(name="adamw", weight_decay=0.01, grad_clip=1.0)
-  steps_per_epoch = egtea.TRAIN_EXAMPLES // 32
-  c.schedule.update(peak_lr=1e-5, warmup_steps=steps_per_epoch)
-  c.train.update(batch_size=32, steps=10 * steps_per_epoch, eval_every=steps_per_epoch,
-                 checkpoint_every=steps_per_epoch, profile_steps=0)
-  c.distill.kind = ""
   return c
