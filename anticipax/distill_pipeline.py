@@ -1,9 +1,12 @@
-"""Runs a distillation pipeline config: MLM -> teacher -> (baseline, distilled student).
+"""Runs a distillation pipeline config: MLM -> teacher -> (baseline, distilled student) x seeds.
 
     python -m anticipax.distill_pipeline --config=configs/demo_kd.py --workdir=/tmp/anticipax_kd
 
-Each stage is an ordinary trainer config run in `<workdir>/<stage>` (so each resumes on its own);
-this module only wires one stage's outputs into the next and prints the comparison.
+Each stage is an ordinary trainer config run in `<workdir>/<stage>` (the arms once per seed in
+`<workdir>/<arm>/seed_<k>`), so each resumes on its own; this module only wires one stage's outputs into
+the next, then prints and writes the comparison (`comparison.json` / `.md`: mean ± std per arm over the
+seeds, relative gain, paired t-test and a verdict; the teacher beside a class prior and a bigram
+predictor fitted on the same training histories).
 """
 
 import os
@@ -13,13 +16,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
+from absl import logging
 from ml_collections import config_flags
 
+from anticipax import baselines
+from anticipax import compare
 from anticipax import runtime
+from anticipax import tasks
 from anticipax import train
 from anticipax.data import action_text
 from anticipax.data.errors import DataError
 from anticipax.tasks import mlm as mlm_task
+from anticipax.tasks.anticipation import teacher_output_paths
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "A pipeline config (configs/demo_kd.py).",
                                           lock_config=False)
@@ -35,41 +43,78 @@ def _corpus_tokenizer(stage_config, out_dir: str) -> str:
   return out_dir
 
 
-def run(config, workdir: str) -> dict[str, dict]:
-  """Runs every stage of `config.stages` in order; returns each stage's final metrics."""
+def _stage_dirs(config, workdir: str) -> dict[str, list[tuple[int, str]]]:
+  """(seed, directory) of every run of every stage: the arms run once per seed in `<arm>/seed_<k>`."""
+  arms = set(config.get("arms", ("baseline", "student")))
+  seeds = int(config.get("seeds", 1))
+  dirs = {}
+  for name in config.order:
+    base_seed = int(config.stages[name].seed)
+    if name in arms:
+      dirs[name] = [(base_seed + k, os.path.join(workdir, name, f"seed_{k}")) for k in range(seeds)]
+    else:
+      dirs[name] = [(base_seed, os.path.join(workdir, name))]
+  return dirs
+
+
+def _skipped(c) -> bool:
+  """An MLM stage with no corpus configured is skipped (domain pretraining is optional on real data)."""
+  return c.task == "mlm" and c.data.name == "corpus" and not c.data.get("corpus")
+
+
+def run(config, workdir: str) -> dict[str, list[dict]]:
+  """Runs every stage of `config.stages` in `config.order`; returns each stage's final metrics per run.
+
+  `config.seeds` = N runs each arm (`config.arms`, default baseline and student) with the seeds
+  stage.seed + 0..N-1; the other stages run once. A stage whose run finished is only re-scored.
+  """
   stages = config.stages
-  dirs = {name: os.path.join(workdir, name) for name in stages}
+  dirs = _stage_dirs(config, workdir)
+  mlm_dir = dirs["mlm"][0][1] if "mlm" in dirs and not _skipped(stages.mlm) else ""
+  teacher_dir = dirs["teacher"][0][1] if "teacher" in dirs else ""
   results = {}
   for name in config.order:  # ConfigDict keys iterate sorted, so the order is explicit
     c = stages[name]
+    if _skipped(c):
+      logging.info("Stage %s skipped: no corpus configured (data.corpus).", name)
+      continue
     if c.task in ("mlm", "teacher") and c.text.tokenizer == "build_from_corpus":
       c.text.tokenizer = _corpus_tokenizer(c, os.path.join(workdir, "tokenizer"))
     if c.task == "teacher" and c.text.init_workdir == "<mlm>":
-      c.text.init_workdir = dirs["mlm"]
+      c.text.init_workdir = mlm_dir  # "" (start from text.pretrained) when there is no MLM stage
     if c.task == "anticipation" and c.distill.kind:
-      c.distill.teacher_outputs = [os.path.join(dirs["teacher"], "teacher_outputs_train.npz")
-                                   if p == "<teacher>" else p for p in c.distill.teacher_outputs]
+      paths = teacher_output_paths(c.distill.teacher_outputs) if not c.distill.online_teacher else []
+      c.distill.teacher_outputs = ",".join(
+          os.path.join(teacher_dir, "teacher_outputs_train.npz") if p == "<teacher>" else p for p in paths)
       if c.distill.online_teacher == "<teacher>":
-        c.distill.online_teacher = dirs["teacher"]
-    results[name] = train.run(c, dirs[name])
+        c.distill.online_teacher = teacher_dir
+    results[name] = []
+    for seed, stage_dir in dirs[name]:
+      run_config = c.copy_and_resolve_references()
+      run_config.seed = seed
+      results[name].append(train.run(run_config, stage_dir))
   return results
 
 
-def comparison(results: dict[str, dict], metric: str) -> str:
-  """Side-by-side table of the anticipation stages (percent)."""
-  rows = [n for n in ("teacher", "baseline", "student") if n in results]
-  keys = sorted({k for n in rows for k in results[n] if k.startswith("eval/") and k.count("/") == 2})
-  lines = ["", f"{'metric':<28s}" + "".join(f"{n:>11s}" for n in rows)]
-  for k in keys:
-    lines.append(f"{k[5:]:<28s}" + "".join(f"{100 * results[n].get(k, float('nan')):10.2f}%" for n in rows))
-  if "baseline" in results and "student" in results:
-    base, kd = results["baseline"][f"eval/{metric}"], results["student"][f"eval/{metric}"]
-    lines.append(f"\nDistillation changes {metric} from {100 * base:.2f} % to {100 * kd:.2f} % "
-                 f"({100 * (kd - base) / max(base, 1e-9):+.1f} % relative).")
+def history_baselines(config) -> dict[str, dict[str, float]]:
+  """The prior and bigram predictors on the teacher's data (what the teacher must beat)."""
+  c = config.stages.teacher
+  splits = tasks.load_data(c)
+  return baselines.evaluate(splits)
+
+
+def summarize(config, results: dict[str, list[dict]], workdir: str) -> dict:
+  """Builds, prints and writes (`comparison.json` / `.md`) the comparison of the pipeline's runs."""
+  arms = [a for a in config.get("arms", ("baseline", "student")) if a in results]
+  references = {}
+  if "teacher" in results:
+    references.update(history_baselines(config))
+    references["teacher"] = results["teacher"][0]
+  summary = compare.compare({a: results[a] for a in arms}, references, config.compare_metric)
   if "mlm" in results:
-    lines.append(f"MLM pretraining: held-out masked-token accuracy "
-                 f"{100 * results['mlm']['eval/mlm/accuracy']:.2f} %.")
-  return "\n".join(lines)
+    summary["mlm_accuracy"] = results["mlm"][0]["eval/mlm/accuracy"]
+  compare.write(summary, workdir)
+  return summary
 
 
 def main(argv):
@@ -77,9 +122,13 @@ def main(argv):
   runtime.setup()
   try:
     results = run(_CONFIG.value, _WORKDIR.value)
+    summary = summarize(_CONFIG.value, results, _WORKDIR.value)
   except DataError as e:
     sys.exit(f"anticipax: {e}")
-  print(comparison(results, _CONFIG.value.compare_metric))
+  print("\n" + compare.format_table(summary))
+  if "mlm_accuracy" in summary:
+    print(f"MLM pretraining: held-out masked-token accuracy {100 * summary['mlm_accuracy']:.2f} %.")
+  print(f"Written to {os.path.join(_WORKDIR.value, 'comparison.md')} and comparison.json.")
 
 
 if __name__ == "__main__":

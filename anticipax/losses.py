@@ -93,7 +93,8 @@ def past_action_ce(past_logits: jax.Array, past_actions: jax.Array,
 
 
 def distillation_kl(student_logits: jax.Array, teacher_logits: jax.Array, mask: jax.Array | None = None, *,
-                    temperature: float, top_k: int = 0) -> tuple[jax.Array, dict[str, jax.Array]]:
+                    temperature: float, top_k: int = 0,
+                    reduction: str = "sum") -> tuple[jax.Array, dict[str, jax.Array]]:
   """Hinton distillation: KL from the teacher's softened distribution to the student's.
 
   With p_i = softmax(stop_grad(t_i) / T) and q_i = softmax(s_i / T):
@@ -105,12 +106,18 @@ def distillation_kl(student_logits: jax.Array, teacher_logits: jax.Array, mask: 
   with S_i the indices of the k largest t_i (ties: lowest index first), p_i and q_i above become
   softmax(t_i[S_i] / T) and softmax(s_i[S_i] / T), both renormalized over S_i alone.
 
+  reduction="mean" divides each example's KL by the number of classes it runs over (C, or k with top_k):
+  loss = T^2 * sum_i m_i KL(p_i || q_i) / (C' sum_i m_i). That is what the seed paper's released code
+  computes (`KLDivLoss(reduction='none')` times T^2, then `torch.mean` over the whole [B, C'] array), so
+  its distillation weights apply unchanged; "sum" (Hinton's per-example KL) is C' times larger.
+
   Args:
     student_logits: [B, C].
     teacher_logits: [B, C]; not differentiated. Rows with m_i = 0 are ignored (they may hold anything).
     mask: [B] optional example weights; 0 where an example has no teacher output.
     temperature: T > 0.
     top_k: 0 for all C classes, else 1 <= k <= C.
+    reduction: "sum" over classes (KL per example) or "mean" over them (see above).
 
   Returns:
     (loss, {"teacher_agreement": fraction of weighted examples whose student argmax equals the teacher
@@ -119,6 +126,8 @@ def distillation_kl(student_logits: jax.Array, teacher_logits: jax.Array, mask: 
   num_classes = student_logits.shape[-1]
   if not 0 <= top_k <= num_classes:
     raise ValueError(f"top_k must be in [0, {num_classes}], got {top_k}")
+  if reduction not in ("sum", "mean"):
+    raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
   mask = _ones_like_batch(student_logits) if mask is None else mask.astype(jnp.float32)
   # Zero the rows that do not count, so that a NaN there cannot reach the loss or the student's gradient.
   teacher = jnp.where(mask[:, None] > 0, jax.lax.stop_gradient(teacher_logits).astype(jnp.float32), 0.0)
@@ -129,6 +138,8 @@ def distillation_kl(student_logits: jax.Array, teacher_logits: jax.Array, mask: 
     t, s = jnp.take_along_axis(t, top, -1), jnp.take_along_axis(s, top, -1)
   log_p, log_q = jax.nn.log_softmax(t), jax.nn.log_softmax(s)
   kl = jnp.sum(jnp.exp(log_p) * (log_p - log_q), axis=-1)
+  if reduction == "mean":
+    kl = kl / log_p.shape[-1]
   agree = (jnp.argmax(student_logits, -1) == jnp.argmax(teacher, -1)).astype(jnp.float32)
   return temperature**2 * _masked_mean(kl, mask), {"teacher_agreement": _masked_mean(agree, mask)}
 

@@ -32,20 +32,24 @@ def create_schedule(cfg, total_steps: int) -> optax.Schedule:
 
 
 def create_optimizer(opt_cfg, schedule: optax.Schedule) -> optax.GradientTransformation:
-  """`optimizer.name` in {adamw, sgd}; `grad_clip` (global norm, 0 = off) and weight decay.
+  """`optimizer.name` in {adamw, adam, sgd}; `grad_clip` (global norm, 0 = off) and weight decay.
 
-  AdamW decays decoupled from the gradient; SGD (Nesterov momentum) adds `wd * p` to the gradient, as
-  PyTorch's SGD does (coupled L2, what AVT trained with). Neither decays biases or LayerNorm (`decay_mask`).
+  AdamW decays decoupled from the gradient. Adam and SGD (Nesterov momentum) add `wd * p` to the gradient
+  first, as PyTorch's `Adam` and `SGD` do (coupled L2, what AVT trained with). Biases and LayerNorm are
+  not decayed (`decay_mask`) unless `optimizer.decay_all` (AVT decays every parameter alike).
   """
   name = opt_cfg.name.lower()
   wd = float(opt_cfg.get("weight_decay", 0.0))
+  mask = None if opt_cfg.get("decay_all", False) else decay_mask
+  b1, b2, eps = opt_cfg.get("b1", 0.9), opt_cfg.get("b2", 0.999), opt_cfg.get("eps", 1e-8)
+  coupled_l2 = optax.add_decayed_weights(wd, mask=mask) if wd else optax.identity()
   if name == "adamw":
-    tx = optax.adamw(schedule, b1=opt_cfg.get("b1", 0.9), b2=opt_cfg.get("b2", 0.999),
-                     eps=opt_cfg.get("eps", 1e-8), weight_decay=wd, mask=decay_mask)
+    tx = optax.adamw(schedule, b1=b1, b2=b2, eps=eps, weight_decay=wd, mask=mask)
+  elif name == "adam":
+    tx = optax.chain(coupled_l2, optax.adam(schedule, b1=b1, b2=b2, eps=eps))
   elif name == "sgd":
-    tx = optax.chain(optax.add_decayed_weights(wd, mask=decay_mask) if wd else optax.identity(),
-                     optax.sgd(schedule, momentum=opt_cfg.get("momentum", 0.9), nesterov=True))
+    tx = optax.chain(coupled_l2, optax.sgd(schedule, momentum=opt_cfg.get("momentum", 0.9), nesterov=True))
   else:
-    raise ValueError(f"config.optimizer.name: unknown optimizer {opt_cfg.name!r} (adamw, sgd)")
+    raise ValueError(f"config.optimizer.name: unknown optimizer {opt_cfg.name!r} (adamw, adam, sgd)")
   clip = float(opt_cfg.get("grad_clip", 0.0))
   return optax.chain(optax.clip_by_global_norm(clip), tx) if clip else tx

@@ -109,7 +109,7 @@ def main(argv):
         f"{_MAX_LEN.value} tokens")
   runs = {"student": _prepared(train.Trainer(_student_config(), splits)),
           "student + cached KD": _prepared(train.Trainer(
-              _student_config(kind="kl", temperature=10.0, weight=150.0, teacher_outputs=[path]), splits))}
+              _student_config(kind="kl", temperature=10.0, weight=150.0, teacher_outputs=path), splits))}
   teacher_dir = os.path.join(tmp, "teacher")
   teacher_cfg = _teacher_config(tokenizer_dir)
   teacher_cfg.train.update(steps=1, checkpoint_every=1, eval_every=0, async_checkpointing=False)

@@ -16,9 +16,12 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.dtype = "float32"
-  c.model.backbone = ml_collections.ConfigDict({"dim": 768})
+  # "identity": pre-extracted features straight into AVT-h (AVT); "linear": projected to `dim` first.
+  c.model.backbone = ml_collections.ConfigDict({"kind": "linear", "dim": 768})
+  # head.dropout: AVT-h's GPT-2 embedding, attention and residual dropout (transformers' default 0.1);
+  # model.dropout: AVT's `model.dropout`, before the classifiers only.
   c.model.head = ml_collections.ConfigDict(
-      {"inter_dim": 2048, "num_layers": 2, "num_heads": 4, "dropout": 0.2, "max_len": 64})
+      {"inter_dim": 2048, "num_layers": 2, "num_heads": 4, "dropout": 0.1, "max_len": 64})
   c.model.dropout = 0.2
   c.model.verb_noun_heads = False
 
@@ -27,7 +30,8 @@ def base_config() -> ml_collections.ConfigDict:
        "label_smoothing": 0.0})
 
   c.optimizer = ml_collections.ConfigDict(
-      {"name": "sgd", "momentum": 0.9, "weight_decay": 1e-6, "grad_clip": 0.0, "b1": 0.9, "b2": 0.999})
+      {"name": "sgd", "momentum": 0.9, "weight_decay": 1e-6, "grad_clip": 0.0, "b1": 0.9, "b2": 0.999,
+       "eps": 1e-8, "decay_all": False})
   c.schedule = ml_collections.ConfigDict(
       {"peak_lr": 1e-3, "warmup_steps": 0, "decay": "cosine", "end_factor": 0.0})
 
@@ -46,9 +50,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict({"batch_size": 64, "best_metric": "action/mean_top1"})
 
   # Knowledge distillation from a text teacher (anticipation task). kind: "" (off), "kl", "contrastive".
+  # reduction: "sum" = KL summed over classes (Hinton); "mean" = averaged over them (the seed paper's code).
   c.distill = ml_collections.ConfigDict({
-      "kind": "", "weight": 0.0, "temperature": 1.0, "top_k": 0,
-      "teacher_outputs": [],  # cached: teacher_outputs_train.npz file(s) of teacher runs (several = ensemble)
+      "kind": "", "weight": 0.0, "temperature": 1.0, "top_k": 0, "reduction": "sum",
+      # cached: teacher_outputs_train.npz file(s) of teacher runs, comma-separated (several = ensemble)
+      "teacher_outputs": "",
       "online_teacher": "",   # or a teacher run's workdir, evaluated frozen inside the train step
   })
 
@@ -68,30 +74,45 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
-def avt_training(c: ml_collections.ConfigDict, *, train_examples: int, batch_size: int = 32,
-                 epochs: int = 50, warmup_epochs: int = 20) -> None:
-  """AVT's recipe (Girdhar & Grauman): SGD + momentum 0.9, lr 1e-4, weight decay 1e-6, 50 epochs of which
-  20 warm up and 30 anneal (cosine); evaluated every 5 epochs, checkpointed every epoch."""
-  steps_per_epoch = train_examples // batch_size
-  c.optimizer.update(name="sgd", momentum=0.9, weight_decay=1e-6)
-  c.schedule.update(peak_lr=1e-4, warmup_steps=warmup_epochs * steps_per_epoch)
-  c.train.update(batch_size=batch_size, steps=epochs * steps_per_epoch, log_every=100,
-                 eval_every=5 * steps_per_epoch, checkpoint_every=steps_per_epoch, profile_steps=5)
+def avt_recipe(c: ml_collections.ConfigDict, *, train_examples: int, optimizer: str, lr: float,
+               weight_decay: float, epochs: int, warmup_epochs: int, batch_size: int, world: int = 1) -> None:
+  """An AVT `expts/*.txt` training recipe (Girdhar & Grauman's released code).
+
+  AVT's numbers are per process: `train.batch_size` per GPU, and `func/train.py` multiplies the learning
+  rate by the number of processes. `world` = 1 is one process (how the seed paper's student runs were
+  launched, `launch.py -g`); `world` = N reproduces an N-GPU AVT run: global batch N x batch_size at
+  N x lr. Weight decay is PyTorch's coupled L2 on every parameter (`bias_bn_wd_scale` 1.0); the schedule
+  warms up linearly from 0 for `warmup_epochs`, then anneals (cosine) to 0 over the rest; no clipping;
+  evaluated and checkpointed every epoch (AVT's `eval_freq` 1; the last epoch's model is reported).
+  """
+  global_batch = batch_size * world
+  steps_per_epoch = train_examples // global_batch
+  c.optimizer.update(name=optimizer, momentum=0.9, weight_decay=weight_decay, grad_clip=0.0, decay_all=True)
+  c.schedule.update(peak_lr=lr * world, warmup_steps=warmup_epochs * steps_per_epoch, decay="cosine",
+                    end_factor=0.0)
+  c.train.update(batch_size=global_batch, steps=epochs * steps_per_epoch, log_every=100,
+                 eval_every=steps_per_epoch, checkpoint_every=steps_per_epoch, profile_steps=5)
+  c.eval.batch_size = global_batch
 
 
-def teacher_training(c: ml_collections.ConfigDict, *, train_examples: int, hist_len: int, max_len: int,
-                     batch_size: int = 32, epochs: int = 10) -> None:
-  """Turns a student config into its text teacher's: BERT fine-tuned with AdamW at lr 1e-5 (one epoch of
-  warmup) on the text of the previous `hist_len` actions."""
+def teacher_recipe(c: ml_collections.ConfigDict, *, pretrained: str, train_examples: int, hist_len: int,
+                   epochs: int, batch_size: int = 16, max_len: int = 512) -> None:
+  """Turns a student config into its text teacher's, as the seed paper's released teacher code trains it.
+
+  `teacher/code/{egtea,epic55}_finetuning.py`: the [CLS] state of `pretrained` -> three linear heads
+  (action, verb, noun; no dropout before them), AdamW at a constant lr 1e-5 (eps 1e-8, weight decay 1e-7;
+  no warmup, no clipping) on the text of the previous `hist_len` actions, the last `max_len` tokens kept.
+  """
   c.task = "teacher"
-  c.text = text_config(pretrained="bert-base-uncased", max_len=max_len, hist_len=hist_len)
+  c.text = text_config(pretrained=pretrained, max_len=max_len, hist_len=hist_len)
   c.model = base_config().model
-  c.model.dropout = 0.1
-  c.optimizer.update(name="adamw", weight_decay=0.01, grad_clip=1.0)
+  c.model.dropout = 0.0
+  c.optimizer.update(name="adamw", weight_decay=1e-7, eps=1e-8, grad_clip=0.0, decay_all=False)
   steps_per_epoch = train_examples // batch_size
-  c.schedule.update(peak_lr=1e-5, warmup_steps=steps_per_epoch)
+  c.schedule.update(peak_lr=1e-5, warmup_steps=0, decay="constant")
   c.train.update(batch_size=batch_size, steps=epochs * steps_per_epoch, eval_every=steps_per_epoch,
                  checkpoint_every=steps_per_epoch, profile_steps=0)
+  c.eval.batch_size = 64
   c.distill.kind = ""
 
 
@@ -112,3 +133,39 @@ def text_config(**overrides) -> ml_collections.ConfigDict:
   })
   t.update(overrides)
   return t
+
+
+def kd_pipeline(teacher: ml_collections.ConfigDict, student: ml_collections.ConfigDict, *,
+                mlm: ml_collections.ConfigDict | None = None,
+                compare_metric: str) -> ml_collections.ConfigDict:
+  """A `python -m anticipax.distill_pipeline` config on real data: (MLM) -> teacher -> baseline and
+  distilled student, the two students once per seed.
+
+  Top-level fields reach every stage: `manual_dir` and `tfds_data_dir` (the dataset), `pretrained` (the
+  teacher's and MLM's starting model: a local HF directory or hub name), `corpus` (MLM text, one document
+  a line; empty = no MLM stage, the teacher starts from `pretrained`) and `seeds`. Any single stage's
+  field: `--config.stages.<stage>.<field>=...`.
+  """
+  manual_dir = ml_collections.FieldReference(None, field_type=str)
+  tfds_data_dir = ml_collections.FieldReference(None, field_type=str)
+  pretrained = ml_collections.FieldReference(teacher.text.pretrained, field_type=str)
+  corpus = ml_collections.FieldReference("", field_type=str)
+  baseline = student.copy_and_resolve_references()
+  student = student.copy_and_resolve_references()
+  student.distill.update(kind="kl", teacher_outputs="<teacher>")
+  teacher.text.init_workdir = "<mlm>"  # the MLM run when there is one, else text.pretrained
+  teacher.text.pretrained = pretrained
+  stages = {"teacher": teacher, "baseline": baseline, "student": student}
+  if mlm is not None:
+    mlm.data.corpus = corpus
+    mlm.text.pretrained = pretrained
+    stages["mlm"] = mlm
+  for c in stages.values():
+    c.data.tfds_data_dir = tfds_data_dir
+    if c.task != "mlm":
+      c.data.manual_dir = manual_dir
+  order = [n for n in ("mlm", "teacher", "baseline", "student") if n in stages]
+  return ml_collections.ConfigDict({
+      "manual_dir": manual_dir, "tfds_data_dir": tfds_data_dir, "pretrained": pretrained, "corpus": corpus,
+      "seeds": 3, "stages": stages, "order": order, "arms": ["baseline", "student"],
+      "compare_metric": compare_metric})

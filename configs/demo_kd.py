@@ -9,6 +9,9 @@ Stages, each a full trainer config run by the one trainer in `<workdir>/<stage>`
             it exports its logits for every training segment;
   baseline  the AVT student alone (configs/demo.py);
   student   the same student with KL distillation from the teacher's exported logits.
+
+`--config.seeds=3` runs baseline and student with seeds 0, 1, 2 each (in `<workdir>/<arm>/seed_<k>`) and
+reports mean ± std, the relative gain and a paired t-test (`comparison.md` / `.json` in the workdir).
 """
 
 import ml_collections
@@ -46,7 +49,7 @@ def get_config(arg: str | None = None):
   student = demo.get_config()
   # A soft target (T = 4) at half the weight of the label loss: the teacher knows the whole history, the
   # student sees a few noisy frames, so its distribution over plausible next actions is what helps.
-  student.distill.update(kind="kl", weight=0.5, temperature=4.0, top_k=0, teacher_outputs=["<teacher>"])
+  student.distill.update(kind="kl", weight=0.5, temperature=4.0, top_k=0, teacher_outputs="<teacher>")
 
   stages = ml_collections.ConfigDict()
   for name, c in (("mlm", mlm), ("teacher", teacher), ("baseline", baseline), ("student", student)):
@@ -54,4 +57,5 @@ def get_config(arg: str | None = None):
     stages[name] = c
   return ml_collections.ConfigDict({"tfds_data_dir": data_dir, "stages": stages,
                                     "order": ["mlm", "teacher", "baseline", "student"],
+                                    "arms": ["baseline", "student"], "seeds": 1,
                                     "compare_metric": "action/mean_top1"})

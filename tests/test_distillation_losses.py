@@ -147,3 +147,51 @@ def test_fully_masked_distillation_gives_zero_and_no_nan(symmetric):
   (loss, aux), grad = jax.value_and_grad(kl, has_aux=True)(STUDENT)
   assert float(loss) == 0.0 and float(aux["teacher_agreement"]) == 0.0
   np.testing.assert_array_equal(grad, np.zeros(STUDENT.shape))
+
+
+def _released_kl_loss(student, teacher, *, temperature, weight, top_k=0):
+  """The seed paper's released student loss, in numpy (student/AVT-main/loss_fn/kld_lm.py + func/train.py).
+
+  KLDivLoss(reduction='none', log_target=True)(log_softmax(s / T), log_softmax(t / T)) * T**2 is the [B, C]
+  array exp(lt) * (lt - ls); the train loop takes torch.mean over all of it and multiplies by the weight.
+  The top-k variant gathers the teacher's k largest logits and the student's logits at those indices and
+  takes both log-softmaxes over those k entries only.
+  """
+  def log_softmax(x):
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+  if top_k:
+    idx = np.argsort(-teacher, axis=-1)[:, :top_k]
+    student, teacher = np.take_along_axis(student, idx, -1), np.take_along_axis(teacher, idx, -1)
+  ls, lt = log_softmax(student / temperature), log_softmax(teacher / temperature)
+  return weight * np.mean(np.exp(lt) * (lt - ls) * temperature**2)
+
+
+@pytest.mark.parametrize("config_name", ["egtea", "ek55"])
+def test_configured_distillation_equals_the_released_code(config_name):
+  import importlib  # pylint: disable=g-import-not-at-top
+  d = importlib.import_module(f"configs.{config_name}").get_config().distill
+  rng = np.random.default_rng(0)
+  num_classes = {"egtea": 106, "ek55": 2513}[config_name]
+  student = rng.normal(0, 3, (8, num_classes)).astype(np.float64)
+  teacher = rng.normal(0, 3, (8, num_classes)).astype(np.float64)
+  expected = _released_kl_loss(student, teacher, temperature=d.temperature, weight=d.weight, top_k=d.top_k)
+  loss, _ = losses.distillation_kl(jnp.asarray(student, jnp.float32), jnp.asarray(teacher, jnp.float32),
+                                   temperature=d.temperature, top_k=d.top_k, reduction=d.reduction)
+  np.testing.assert_allclose(d.weight * float(loss), expected, rtol=1e-4)
+  # Summing over classes instead (Hinton's per-example KL) would be C' = C or k times stronger.
+  summed, _ = losses.distillation_kl(jnp.asarray(student, jnp.float32), jnp.asarray(teacher, jnp.float32),
+                                     temperature=d.temperature, top_k=d.top_k, reduction="sum")
+  np.testing.assert_allclose(float(summed), float(loss) * (d.top_k or num_classes), rtol=1e-5)
+
+
+@pytest.mark.parametrize("top_k", [0, 5])
+def test_mean_reduction_equals_the_released_formula_on_random_logits(top_k):
+  rng = np.random.default_rng(top_k)
+  student, teacher = rng.normal(0, 2, (16, 40)), rng.normal(0, 2, (16, 40))
+  for temperature in (1.0, 4.0):
+    loss, _ = losses.distillation_kl(jnp.asarray(student, jnp.float32), jnp.asarray(teacher, jnp.float32),
+                                     temperature=temperature, top_k=top_k, reduction="mean")
+    expected = _released_kl_loss(student, teacher, temperature=temperature, weight=1.0, top_k=top_k)
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-4)

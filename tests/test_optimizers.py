@@ -13,6 +13,7 @@ import pytest
 from anticipax import optimizers
 from anticipax.models.avt import build_avt
 from configs import egtea
+from configs import ek55
 
 
 def _cfg(**kw):
@@ -60,12 +61,21 @@ def test_constant_schedule_with_warmup():
     np.testing.assert_allclose(schedule(step), expected, rtol=1e-6, atol=1e-12)
 
 
-def test_egtea_schedule_peaks_after_20_epochs_and_ends_at_zero():
-  c = egtea.get_config()
+def test_egtea_schedule_is_a_cosine_from_the_first_step_to_zero():
+  c = egtea.get_config()  # AVT expts/11: no warmup, cosine over the 15 epochs
   schedule = optimizers.create_schedule(c.schedule, c.train.steps)
-  steps_per_epoch = 8299 // 32
-  np.testing.assert_allclose(schedule(20 * steps_per_epoch), 1e-4, rtol=1e-6)  # AVT: 20 warmup epochs
+  np.testing.assert_allclose(schedule(0), 1e-3, rtol=1e-6)
+  np.testing.assert_allclose(schedule(c.train.steps // 2), 5e-4, rtol=1e-3)
   np.testing.assert_allclose(schedule(c.train.steps), 0.0, atol=1e-12)
+
+
+def test_ek55_schedule_warms_up_for_5_epochs():
+  c = ek55.get_config()  # AVT expts/08: 5 warmup epochs, then cosine to the 20th
+  schedule = optimizers.create_schedule(c.schedule, c.train.steps)
+  steps_per_epoch = 23493 // 32
+  np.testing.assert_allclose(schedule(0), 0.0, atol=1e-15)
+  np.testing.assert_allclose(schedule(5 * steps_per_epoch), 5e-6, rtol=1e-6)
+  np.testing.assert_allclose(schedule(c.train.steps), 0.0, atol=1e-15)
 
 
 # A real (tiny) AVT parameter tree, with random values of the model's own shapes.
@@ -133,6 +143,27 @@ def test_weight_decay_skips_attention_biases(name):
   assert len(qkv) == 3 and all(before[p].ndim == 2 for p in qkv)
   for path in qkv:
     np.testing.assert_array_equal(after[path], before[path], err_msg=path)
+
+
+def test_adam_adds_l2_to_the_gradient_like_pytorch_adam():
+  # torch.optim.Adam(weight_decay=wd): g <- g + wd p, then Adam. With zero gradients the first step sees
+  # g = wd p, so m_hat = g and v_hat = g^2: the update is -lr g / (|g| + eps) = -lr sign(p) (|g| >> eps).
+  params = _avt_params()
+  after = _leaves_by_path(_step_with_zero_gradients(_cfg(name="adam", weight_decay=WD), LR, params))
+  before = _leaves_by_path(params)
+  kernel = next(p for p in before if p.endswith("['kernel']"))
+  np.testing.assert_allclose(before[kernel] - after[kernel], LR * np.sign(before[kernel]), rtol=1e-3, atol=1e-6)
+  bias = next(p for p in before if p.endswith("['bias']") and not _is_attention_qkv_bias(p))
+  np.testing.assert_array_equal(after[bias], before[bias])
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw"])
+def test_decay_all_decays_biases_and_layernorm_too(name):
+  params = _avt_params()
+  before = _leaves_by_path(params)
+  after = _leaves_by_path(_step_with_zero_gradients(_cfg(name=name, weight_decay=WD, decay_all=True), LR, params))
+  for path in before:  # every parameter moves, towards zero (Adam's first step is lr sign(p): it may overshoot)
+    assert np.all(np.sign(before[path] - after[path]) == np.sign(before[path])), path
 
 
 def test_sgd_uses_nesterov_momentum():

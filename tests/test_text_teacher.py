@@ -67,10 +67,10 @@ def _student(demo_data_dir, **distill):
 def test_cached_and_online_teacher_give_the_same_loss(kd_runs, demo_data_dir):
   root, _, _, _ = kd_runs
   cached = train.Trainer(_student(demo_data_dir, kind="kl", temperature=2.0, weight=1.0,
-                                  teacher_outputs=[str(root / "teacher" / "teacher_outputs_train.npz")]),
+                                  teacher_outputs=str(root / "teacher" / "teacher_outputs_train.npz")),
                          devices=jax.devices()[:1])
   online = train.Trainer(_student(demo_data_dir, kind="kl", temperature=2.0, weight=1.0,
-                                  teacher_outputs=[], online_teacher=str(root / "teacher")),
+                                  teacher_outputs="", online_teacher=str(root / "teacher")),
                          devices=jax.devices()[:1])
   assert "teacher_logits" in cached.task.train_keys and "input_ids" in online.task.train_keys
   # The online teacher's parameters are frozen inputs of the step, not part of the trained state.
@@ -95,7 +95,7 @@ def test_segments_without_teacher_entry_are_masked(kd_runs, demo_data_dir, tmp_p
   partial = str(tmp_path / "half.npz")
   teacher_outputs.write(partial, uids, np.stack([full.lookup(u)[0] for u in uids]))
   trainer = train.Trainer(_student(demo_data_dir, kind="kl", temperature=2.0, weight=1.0,
-                                   teacher_outputs=[partial]), devices=jax.devices()[:1])
+                                   teacher_outputs=partial), devices=jax.devices()[:1])
   batch = next(trainer.train_iterator())
   present = batch["teacher_mask"]
   assert 0 < present.sum() < len(present)

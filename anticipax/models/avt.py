@@ -1,6 +1,6 @@
 """Anticipative Video Transformer (Girdhar & Grauman, ICCV 2021), linen.
 
-AVT = a frame backbone (here a projection of pre-extracted per-frame features; a ViT later) followed by
+AVT = a frame backbone (pre-extracted per-frame features as they are or projected; a ViT later) followed by
 AVT-h, a causal GPT-2-style head. The head reads frames 1..T and, at every position t, predicts the
 feature of frame t+1. One classifier reads those predicted features: at the last position it gives the
 next-action logits, at the earlier positions the "past" logits used by the past-classification loss.
@@ -15,6 +15,18 @@ import jax
 import jax.numpy as jnp
 
 from anticipax.models.layers import Dtype, Mlp, SelfAttention, default_kernel_init, dense, layer_norm
+
+
+class IdentityBackbone(nn.Module):
+  """Pre-extracted per-frame features [B, T, D] go to AVT-h as they are (AVT's own setting: the head's
+  bias-free encoder is the first learned layer)."""
+
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, frames: jax.Array, *, deterministic: bool = True) -> jax.Array:
+    del deterministic
+    return nn.with_logical_constraint(frames.astype(self.dtype), ("batch", "length", "features"))
 
 
 class FeatureBackbone(nn.Module):
@@ -140,9 +152,19 @@ class Avt(nn.Module):
 
 
 def build_avt(cfg, *, num_classes: int, num_verbs: int = 0, num_nouns: int = 0, distill_dim: int = 0) -> Avt:
-  """AVT from `config.model` (backbone.dim, head.*, dropout, verb_noun_heads, dtype)."""
+  """AVT from `config.model` (backbone.kind/dim, head.*, dropout, verb_noun_heads, dtype).
+
+  `backbone.kind`: "identity" feeds the pre-extracted features to the head unchanged; "linear" (the
+  default) projects them to `backbone.dim` first.
+  """
   dtype = jnp.dtype(cfg.get("dtype", "float32"))
-  backbone = FeatureBackbone(cfg.backbone.dim, dtype=dtype)
+  kind = cfg.backbone.get("kind", "linear")
+  if kind == "identity":
+    backbone = IdentityBackbone(dtype=dtype)
+  elif kind == "linear":
+    backbone = FeatureBackbone(cfg.backbone.dim, dtype=dtype)
+  else:
+    raise ValueError(f"config.model.backbone.kind: unknown {kind!r} (identity or linear)")
   head = AvtHead(cfg.head.inter_dim, cfg.head.num_layers, cfg.head.num_heads,
                  max_len=cfg.head.get("max_len", 64), dropout=cfg.head.dropout, dtype=dtype)
   with_vn = cfg.get("verb_noun_heads", False)

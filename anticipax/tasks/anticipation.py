@@ -49,7 +49,7 @@ class AnticipationTask(base.Task):
       keys += ["input_ids", "attention_mask", "teacher_mask"]
       distill_dim = self.online.feature_dim
     elif self.kind:
-      self.cached = teacher_outputs.TeacherOutputs.load(list(self.distill.teacher_outputs))
+      self.cached = teacher_outputs.TeacherOutputs.load(teacher_output_paths(self.distill.teacher_outputs))
       keys += ["teacher_logits", "teacher_mask"] + (["teacher_features"] if self.kind == "contrastive" else [])
       distill_dim = self.cached.feature_dim or 0
       if self.cached.num_classes != info.num_classes:
@@ -133,7 +133,8 @@ class AnticipationTask(base.Task):
     if self.kind == "kl":
       loss, _ = losses.distillation_kl(outputs["logits"], teacher_logits, m,
                                        temperature=self.distill.temperature,
-                                       top_k=self.distill.get("top_k", 0))
+                                       top_k=self.distill.get("top_k", 0),
+                                       reduction=self.distill.get("reduction", "sum"))
     else:
       loss, _ = losses.info_nce(aux["projected"], teacher_features, m,
                                 temperature=self.distill.temperature)
@@ -161,6 +162,16 @@ def anticipation_metrics(info, outputs: dict[str, np.ndarray]) -> dict[str, floa
       outputs["logits"], labels, info.actions, num_verbs=info.num_verbs, num_nouns=info.num_nouns,
       many_shot=info.many_shot, verb_logits=outputs.get("verb_logits"),
       noun_logits=outputs.get("noun_logits"), example_subsets=subsets)
+
+
+def teacher_output_paths(value) -> list[str]:
+  """`distill.teacher_outputs` as a list of files: a comma-separated string (what a command line can
+  override) or a list/tuple; several files form an ensemble."""
+  items = value.split(",") if isinstance(value, str) else list(value)
+  paths = [p.strip() for p in items if p.strip()]
+  if not paths:
+    raise ValueError("config.distill.teacher_outputs: no file given (kind is set, online_teacher is not)")
+  return paths
 
 
 def _text(value) -> str:

@@ -46,10 +46,15 @@ class TeacherTask(base.Task):
     self.train_keys = ("input_ids", "attention_mask", "action", "verb", "noun")
     self.eval_keys = self.train_keys + tuple(info.eval_flags)
     self.weights = config.loss
-    self.class_weights = None
+    # "balanced": each head's cross-entropy weighted by its own balanced class weights (as the seed
+    # paper's teacher code does for action, verb and noun alike).
+    self.class_weights = {"action": None, "verb": None, "noun": None}
     if config.loss.get("class_weights") == "balanced":
-      labels = np.array([int(splits.train[i]["action"]) for i in range(len(splits.train))])
-      self.class_weights = jnp.asarray(balanced_class_weights(labels, info.num_classes))
+      rows = [splits.train[i] for i in range(len(splits.train))]
+      sizes = {"action": info.num_classes, "verb": info.num_verbs, "noun": info.num_nouns}
+      self.class_weights = {
+          part: jnp.asarray(balanced_class_weights(np.array([int(r[part]) for r in rows]), n))
+          for part, n in sizes.items()}
 
   @property
   def train_metric_names(self):
@@ -74,10 +79,10 @@ class TeacherTask(base.Task):
     outputs, _ = self.model.apply({"params": params}, batch["input_ids"], batch["attention_mask"],
                                   train=True, rngs={"dropout": rng})
     mask, w = batch.get("mask"), self.weights
-    action, aux = losses.next_action_ce(outputs["logits"], batch["action"], mask,
-                                        class_weights=self.class_weights)
-    verb, _ = losses.next_action_ce(outputs["verb_logits"], batch["verb"], mask)
-    noun, _ = losses.next_action_ce(outputs["noun_logits"], batch["noun"], mask)
+    cw = self.class_weights
+    action, aux = losses.next_action_ce(outputs["logits"], batch["action"], mask, class_weights=cw["action"])
+    verb, _ = losses.next_action_ce(outputs["verb_logits"], batch["verb"], mask, class_weights=cw["verb"])
+    noun, _ = losses.next_action_ce(outputs["noun_logits"], batch["noun"], mask, class_weights=cw["noun"])
     total = w.next_action * action + w.verb * verb + w.noun * noun
     return total, {"loss": total, "action_loss": action, "verb_loss": verb, "noun_loss": noun,
                    "accuracy": aux["accuracy"]}

@@ -30,8 +30,9 @@ def _count(tree):
 
 
 def _expected_counts(in_dim, dim, inter, layers, max_len, classes):
-  """(AVT-h, whole model) parameter counts, by formula."""
-  backbone = in_dim * dim + dim         # Dense(in -> D) + bias
+  """(AVT-h, whole model) parameter counts, by formula; dim None = identity backbone (D = in_dim)."""
+  backbone = 0 if dim is None else in_dim * dim + dim  # Dense(in -> D) + bias
+  dim = in_dim if dim is None else dim
   encoder = dim * inter                 # D -> inter, no bias
   wpe = max_len * inter                 # learned positions
   # GPT-2 block at width d: ln_1, ln_2 (2 x 2d); q, k, v, out (4 x (d^2 + d)); fc (d x 4d + 4d);
@@ -45,19 +46,21 @@ def _expected_counts(in_dim, dim, inter, layers, max_len, classes):
 
 
 @pytest.mark.parametrize("config_module, classes, head_count, total_count", [
-    # EGTEA: D=768, inter=2048, 2 layers, max_len 64, 106 classes.
-    #   backbone 787,200; encoder 1,572,864; wpe 131,072; block 50,358,272 (x2 = 100,716,544);
-    #   ln_f 4,096; decoder 1,572,864; classifier 81,514 -> AVT-h 103,997,440; total 104,866,154.
-    (egtea, EGTEA_CLASSES, 103_997_440, 104_866_154),
-    # EK55: as EGTEA but 12 layers (x12 = 604,299,264) and 2513 classes (classifier 1,932,497)
-    #   -> AVT-h 607,580,160; total 610,299,857.
-    (ek55, EK55_CLASSES, 607_580_160, 610_299_857),
+    # EGTEA: TSN features straight in (identity backbone, D = 1024), inter=2048, 2 layers, max_len 64,
+    #   106 classes. encoder 2,097,152; wpe 131,072; block 50,358,272 (x2 = 100,716,544); ln_f 4,096;
+    #   decoder 2,097,152; classifier 108,650 -> AVT-h 105,046,016; total 105,154,666.
+    (egtea, EGTEA_CLASSES, 105_046_016, 105_154_666),
+    # EK55: as EGTEA but 12 layers (x12 = 604,299,264) and 2513 classes (classifier 2,575,825)
+    #   -> AVT-h 608,628,736; total 611,204,561.
+    (ek55, EK55_CLASSES, 608_628_736, 611_204_561),
 ])
 def test_parameter_counts_of_published_heads(config_module, classes, head_count, total_count):
   cfg = config_module.get_config().model
+  assert cfg.backbone.kind == "identity"
   params = _abstract_params(build_avt(cfg, num_classes=classes), num_frames=10, in_dim=TSN_RGB_DIM)
+  assert "backbone" not in params
   expected_head, expected_total = _expected_counts(
-      TSN_RGB_DIM, cfg.backbone.dim, cfg.head.inter_dim, cfg.head.num_layers, cfg.head.max_len, classes)
+      TSN_RGB_DIM, None, cfg.head.inter_dim, cfg.head.num_layers, cfg.head.max_len, classes)
   assert _count(params["head"]) == expected_head == head_count
   assert _count(params) == expected_total == total_count
 
