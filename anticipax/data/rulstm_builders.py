@@ -216,6 +216,9 @@ def default_manual_dir(name: str, data_dir: str | None) -> str:
 
 def load(name: str, *, data_dir: str | None, manual_dir: str | None, config: RulstmConfig):
   """Prepares (once) and returns the builder of dataset `name` for `config`."""
+  # TFDS refuses a config named like a registered one unless it is that very object; the name encodes
+  # every field, so the same name is the same config.
+  config = {c.name: c for c in BUILDERS[name].BUILDER_CONFIGS}.get(config.name, config)
   builder = BUILDERS[name](data_dir=data_dir, config=config, file_format="array_record")
   if not builder.is_prepared():
     manual_dir = manual_dir or default_manual_dir(name, data_dir)

