@@ -4,7 +4,7 @@
     python benchmarks/input_pipeline.py --data_dir=/tmp/ipbench # builds once, reuses it afterwards
     python benchmarks/input_pipeline.py --step_steps=0          # the pipeline only
 
-Data: an EK55-shaped dataset written by tests/data/rulstm_fixtures.py (the RULSTM CSVs and an rgb LMDB)
+Data: an EK55-shaped dataset written by tests/data/rulstm/fixtures.py (the RULSTM CSVs and an rgb LMDB)
 at the size configs/ek55.py reads: 10 frames at 2 fps, 1 s ahead, 1024-d rgb features, a few thousand
 segments; by default the feature values are pseudo-random float32 (like real TSN features, they do not
 compress), and the dataset is prepared by the real TFDS builder into array_record files.
@@ -43,7 +43,7 @@ from anticipax import train
 from anticipax.data import datasets
 from anticipax.data import pipeline
 from configs import ek55
-from tests.data import rulstm_fixtures as fx
+from tests.data.rulstm import fixtures as fx
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Where to build (or find) the dataset; default: a temp dir, "
                                 "deleted at the end.")
@@ -64,7 +64,7 @@ _EK55_ACTIONS, _EK55_VERBS, _EK55_NOUNS = 2513, 125, 352
 
 
 def _random_feature(video_index, frame, modality_index, dim):
-  """Stand-in for `rulstm_fixtures.feature`: deterministic, but noise-like float32."""
+  """Stand-in for `fixtures.feature`: deterministic, but noise-like float32."""
   rng = np.random.default_rng((video_index, frame, modality_index))
   return rng.standard_normal(dim, dtype=np.float32)
 

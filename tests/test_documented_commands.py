@@ -21,7 +21,7 @@ import sys
 
 import pytest
 
-from tests.data import rulstm_fixtures as fx
+from tests.data.rulstm import fixtures as fx
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 _COMMAND = re.compile(r"^python -m anticipax\.\w+ ")

@@ -1,7 +1,7 @@
 """End to end on the public formats: RULSTM files -> prepare -> train -> metrics -> challenge JSON.
 
 Each command runs in a fresh process (`python -m anticipax.main` / `anticipax.predict`) on the tiny
-fixtures of tests/data/rulstm_fixtures.py with configs/ek55.py and configs/ek100.py shrunk from the
+fixtures of tests/data/rulstm/fixtures.py with configs/ek55.py and configs/ek100.py shrunk from the
 command line, as a user would run them.
 """
 
@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.data import rulstm_fixtures as fx
+from tests.data.rulstm import fixtures as fx
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}

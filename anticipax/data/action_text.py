@@ -22,7 +22,7 @@ import tokenizers
 from tokenizers import models, normalizers, pre_tokenizers, processors
 import transformers
 
-from anticipax.data import rulstm
+from anticipax.data.rulstm import reader as rulstm
 from anticipax.data.errors import DataError
 
 PathLike = str | os.PathLike

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow_datasets as tfds
 
-from anticipax.data import rulstm_builders
+from anticipax.data.rulstm import builders as rulstm_builders
 from anticipax.data import synthetic_kitchen
 from anticipax.data.errors import DataError
 from anticipax.data.pipeline import DatasetInfo, Splits

@@ -8,10 +8,10 @@ import pytest
 import transformers
 
 from anticipax.data import action_text
-from anticipax.data import rulstm
+from anticipax.data.rulstm import reader as rulstm
 from anticipax.data.action_text import ActionVocab
 from anticipax.data.errors import DataError
-from tests.data import rulstm_fixtures as fx
+from tests.data.rulstm import fixtures as fx
 
 
 def _metadata(actions, verbs, nouns):

@@ -1,6 +1,6 @@
 """Fuzzing of the public-format readers: a mutated file fails with one clear DataError, or reads right.
 
-Each property starts from the valid files of `rulstm_fixtures` (and a corpus and a teacher-outputs file
+Each property starts from the valid files of `tests.data.rulstm.fixtures` (and a corpus and a teacher-outputs file
 made alike), applies random mutations (hypothesis: edited, inserted, deleted or swapped fields, odd
 numbers and unicode, duplicated or deleted lines, truncation, invalid UTF-8, a byte-order mark, CR line
 ends; for LMDB values of the wrong size, deleted keys and garbage keys; for `.npz` files dropped keys,
@@ -33,11 +33,13 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 import anticipax.data
-from anticipax.data import action_text, rulstm, rulstm_builders, teacher_outputs
+from anticipax.data import action_text, teacher_outputs
+from anticipax.data.rulstm import builders as rulstm_builders
+from anticipax.data.rulstm import reader as rulstm
 from anticipax.data.errors import DataError
-from anticipax.data.lmdb_features import LmdbFeatures
-from anticipax.data.rulstm import Segment
-from tests.data import rulstm_fixtures as fx
+from anticipax.data.rulstm.lmdb_features import LmdbFeatures
+from anticipax.data.rulstm.reader import Segment
+from tests.data.rulstm import fixtures as fx
 
 
 def _settings(n):
@@ -430,7 +432,7 @@ def _key(video, frame):
 
 
 def _lmdb_items():
-  """{modality: {key: value}} of a valid fixture LMDB: frames 1..30 with `rulstm_fixtures`' gaps."""
+  """{modality: {key: value}} of a valid fixture LMDB: frames 1..30 with `tests.data.rulstm.fixtures`' gaps."""
   return {m: {_key(video, f): fx.feature(v, f, i, fx.DIMS[m]).astype("<f4").tobytes()
               for v, video in enumerate(LMDB_VIDEOS) for f in range(1, 31) if fx.has_key(i, f)}
           for i, m in enumerate(LMDB_MODALITIES)}
@@ -812,21 +814,23 @@ def test_teacher_errors_found_by_fuzzing(tmp_path, arrays, cut, message):
 
 # -- coverage -----------------------------------------------------------------------------------------
 
-FUZZED = {"action_text.read_corpus", "lmdb_features.LmdbFeatures.read", "rulstm.read_actions", "rulstm.read_id_list",
-          "rulstm.read_many_shot", "rulstm.read_segments", "rulstm.read_uid_list",
-          "teacher_outputs.TeacherOutputs.load"}
+FUZZED = {"action_text.read_corpus", "rulstm.lmdb_features.LmdbFeatures.read", "rulstm.reader.read_actions",
+          "rulstm.reader.read_id_list", "rulstm.reader.read_many_shot", "rulstm.reader.read_segments",
+          "rulstm.reader.read_uid_list", "teacher_outputs.TeacherOutputs.load"}
 
 
 def test_every_reader_of_anticipax_data_is_fuzzed():
-  """Public `read*` functions and `read`/`load` methods of anticipax.data: a new one joins the properties above."""
+  """Public `read*` functions and `read`/`load` methods of anticipax.data and its sub-packages: a new one
+  joins the properties above (or those of its family's fuzz tests, e.g. tests/data/tasty)."""
   readers = set()
-  for info in pkgutil.iter_modules(anticipax.data.__path__):
-    module = importlib.import_module(f"anticipax.data.{info.name}")
+  for info in pkgutil.walk_packages(anticipax.data.__path__, prefix="anticipax.data."):
+    module = importlib.import_module(info.name)
+    short = info.name[len("anticipax.data."):]
     for name, obj in vars(module).items():
       if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
         continue
       if inspect.isfunction(obj) and name.startswith("read"):
-        readers.add(f"{info.name}.{name}")
+        readers.add(f"{short}.{name}")
       elif inspect.isclass(obj):
-        readers.update(f"{info.name}.{name}.{method}" for method in ("read", "load") if method in vars(obj))
+        readers.update(f"{short}.{name}.{method}" for method in ("read", "load") if method in vars(obj))
   assert readers == FUZZED, f"not fuzzed: {sorted(readers - FUZZED)}; gone: {sorted(FUZZED - readers)}"

@@ -29,8 +29,8 @@ from typing import Sequence
 
 import numpy as np
 
-from anticipax.data import lmdb_features
-from anticipax.data.rulstm import Segment
+from anticipax.data.rulstm import lmdb_features
+from anticipax.data.rulstm.reader import Segment
 
 DIMS = {"rgb": 6, "obj": 4, "flow": 5}
 

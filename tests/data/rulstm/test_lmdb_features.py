@@ -7,10 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from anticipax.data import lmdb_features
+from anticipax.data.rulstm import lmdb_features
 from anticipax.data.errors import DataError
-from anticipax.data.lmdb_features import LmdbFeatures
-from tests.data import rulstm_fixtures as fx
+from anticipax.data.rulstm.lmdb_features import LmdbFeatures
+from tests.data.rulstm import fixtures as fx
 
 
 def _vector(frame, dim=3, video=0):
@@ -122,7 +122,7 @@ def test_instances_share_environments_and_pickle(tmp_path):
 _FORK_SCRIPT = """
 import os, sys
 import numpy as np
-from anticipax.data.lmdb_features import LmdbFeatures
+from anticipax.data.rulstm.lmdb_features import LmdbFeatures
 features = LmdbFeatures(sys.argv[1], ["rgb"])
 parent = features.read("P01_01", [3])  # The parent holds the environment open when it forks.
 pid = os.fork()

@@ -1,6 +1,6 @@
-"""TFDS builders of EGTEA Gaze+, EPIC-Kitchens-55 and -100 from the RULSTM files (tests/data/rulstm_fixtures).
+"""TFDS builders of EGTEA Gaze+, EPIC-Kitchens-55 and -100 from the RULSTM files (tests/data/rulstm/fixtures.py).
 
-Fixture recap (see `rulstm_fixtures`): in the video at position `v`, segment `j` starts at `16 + 30 j`
+Fixture recap (see `tests.data.rulstm.fixtures`): in the video at position `v`, segment `j` starts at `16 + 30 j`
 (segment 3 shares segment 2's start) and ends `20 + 7 ((j + v) % 3)` frames later; `rgb` (modality 0)
 has keys for every frame but `f % 5 == 3`, `obj` (modality 1) for odd frames only; the feature of frame
 `f` of modality `i` is `(10000 v + f) (i + 1) + arange(dim) / 8` with dims rgb 6, obj 4. Windows are
@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from anticipax.data import datasets
-from anticipax.data import rulstm_builders
+from anticipax.data.rulstm import builders as rulstm_builders
 from anticipax.data import windows
 from anticipax.data.errors import DataError
-from tests.data import rulstm_fixtures as fx
+from tests.data.rulstm import fixtures as fx
 
 MODALITIES = ("rgb", "obj")
 # name -> (fixture dataset, num_frames, fps, tau_a)
@@ -506,7 +506,7 @@ def test_missing_manual_dir(tmp_path):
 def test_a_config_named_like_the_registered_default_loads(tmp_path):
   """EK100's recipe (rgb, 10 frames at 1 fps, 1 s ahead) is the builders' registered default config:
   TFDS refuses an equal-named new object, so `load` must hand over the registered one."""
-  from tests.data import rulstm_fixtures as fixtures  # pylint: disable=g-import-not-at-top
+  from tests.data.rulstm import fixtures as fixtures  # pylint: disable=g-import-not-at-top
   fixtures.write_ek100(tmp_path / "manual", num_videos=4, segments_per_video=4, modalities=("rgb",))
   config = rulstm_builders.make_config(modalities=("rgb",), num_frames=10, fps=1.0, tau_a=1.0)
   builder = rulstm_builders.load("epic_kitchens_100", data_dir=str(tmp_path / "tfds"),

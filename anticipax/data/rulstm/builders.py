@@ -22,10 +22,10 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from anticipax import metrics
-from anticipax.data import rulstm
+from anticipax.data.rulstm import reader as rulstm
 from anticipax.data import windows
 from anticipax.data.errors import DataError
-from anticipax.data.lmdb_features import LmdbFeatures
+from anticipax.data.rulstm.lmdb_features import LmdbFeatures
 
 
 @dataclasses.dataclass

@@ -5,10 +5,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from anticipax.data import rulstm
+from anticipax.data.rulstm import reader as rulstm
 from anticipax.data.errors import DataError
-from anticipax.data.rulstm import Segment
-from tests.data import rulstm_fixtures as fx
+from anticipax.data.rulstm.reader import Segment
+from tests.data.rulstm import fixtures as fx
 
 
 def _file(tmp_path, text, name="data.csv"):
