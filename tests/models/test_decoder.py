@@ -1,0 +1,149 @@
+"""Tests for anticipax.models.decoder: shapes, axis names, dtypes, masks, and cache == teacher forcing."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from anticipax.models.decoder import TransformerDecoder
+from configs import common
+
+N, L, M, MEM_DIM, V, DIM, HEADS = 3, 6, 2, 8, 11, 16, 4
+
+
+def _decoder(**kw):
+  return TransformerDecoder(**{"vocab_size": V, "dim": DIM, "num_layers": 2, "num_heads": HEADS, "max_len": L,
+                               **kw})
+
+
+def _inputs(seed=0):
+  rng = np.random.default_rng(seed)
+  tokens = jnp.asarray(rng.integers(0, V, (N, L)), jnp.int32)
+  memory = jnp.asarray(rng.normal(size=(N, M, MEM_DIM)), jnp.float32)
+  memory_mask = jnp.array([[True, True], [True, False], [False, True]])
+  return tokens, memory, memory_mask
+
+
+def random_params(model, *args, seed=0, scale=0.5):
+  """Parameters of `model.init(*args)`: weights drawn from N(0, scale^2) with numpy, biases 0, LN scales 1.
+
+  Far from the near-uniform outputs of the real initialisation, so argmax decisions are not near-ties and
+  equality tests have teeth; and nothing but the model itself is compiled (tests stay fast on few CPUs).
+  """
+  abstract = nn.unbox(jax.eval_shape(lambda: model.init(jax.random.key(0), *args))["params"])
+  rng = np.random.default_rng(seed)
+
+  def draw(path, x):
+    name = jax.tree_util.keystr(path[-1:])
+    if "bias" in name or "scale" in name:
+      return jnp.full(x.shape, 1.0 if "scale" in name else 0.0, x.dtype)
+    return jnp.asarray(scale * rng.normal(size=x.shape), x.dtype)
+
+  return jax.tree_util.tree_map_with_path(draw, abstract)
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_parameter_shapes_and_logical_axis_names(tie):
+  model = _decoder(tie_embeddings=tie)
+  tokens, memory, memory_mask = _inputs()
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), tokens, memory, memory_mask))
+  params = variables["params"]
+  boxes = jax.tree_util.tree_flatten_with_path(params, is_leaf=lambda x: isinstance(x, nn.Partitioned))[0]
+  ruled = {name for name, _ in common.base_config().logical_axis_rules} | {"vocab"}
+  assert len(boxes) == len(jax.tree.leaves(params))
+  for path, box in boxes:
+    where = jax.tree_util.keystr(path)
+    assert isinstance(box, nn.Partitioned), f"{where} has no logical axis names"
+    assert len(box.names) == box.value.ndim, where
+    assert set(box.names) <= ruled, where
+  assert params["embed"]["embedding"].value.shape == (V, DIM)
+  assert params["embed"]["embedding"].names == ("vocab", "embed")
+  assert params["wpe"].value.shape == (L, DIM)
+  assert params["blocks_1"]["cross_attn"]["key"]["kernel"].value.shape == (MEM_DIM, HEADS, DIM // HEADS)
+  assert params["blocks_0"]["self_attn"]["query"]["kernel"].names == ("embed", "heads", "kv")
+  assert ("out" in params) == (not tie)
+  if not tie:
+    assert params["out"]["kernel"].value.shape == (DIM, V)
+  logits, aux = jax.eval_shape(lambda v: model.apply(v, tokens, memory, memory_mask), variables)
+  assert logits.shape == (N, L, V) and logits.dtype == jnp.float32
+  assert aux["hidden"].shape == (N, L, DIM)
+
+
+def test_bfloat16_computes_in_bf16_with_float32_params_logits_and_log_probs():
+  model = _decoder(dtype=jnp.bfloat16)
+  tokens, memory, memory_mask = _inputs()
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), tokens, memory, memory_mask))
+  assert {x.dtype for x in jax.tree.leaves(nn.unbox(variables))} == {jnp.dtype(jnp.float32)}
+  logits, aux = jax.eval_shape(lambda v: model.apply(v, tokens, memory, memory_mask), variables)
+  assert logits.dtype == jnp.float32 and aux["hidden"].dtype == jnp.bfloat16
+  cache = jax.eval_shape(lambda v: model.apply(v, memory, memory_mask, method="init_cache"), variables)
+  assert cache["layers"][0]["self_k"].dtype == jnp.bfloat16
+  log_probs, _ = jax.eval_shape(lambda v, c: model.apply(v, tokens, c, 0, method="step"), variables, cache)
+  assert log_probs.shape == (N, V) and log_probs.dtype == jnp.float32
+
+
+def test_incremental_decoding_with_the_cache_equals_teacher_forcing():
+  model = _decoder()
+  tokens, memory, memory_mask = _inputs()
+  variables = {"params": random_params(model, tokens, memory, memory_mask)}
+
+  @jax.jit
+  def run(tokens, memory, memory_mask):
+    """Teacher-forced log-probs and those of `step` / `step_uncached`, position by position: [N, L, V] each."""
+    logits, _ = model.apply(variables, tokens, memory, memory_mask)
+    cache = model.apply(variables, memory, memory_mask, method="init_cache")
+    no_cache = model.apply(variables, memory, memory_mask, use_cache=False, method="init_cache")
+
+    def one(cache, i):
+      log_probs, cache = model.apply(variables, tokens, cache, i, method="step")
+      return cache, (log_probs, model.apply(variables, tokens, no_cache, i, method="step_uncached")[0])
+
+    cache, (cached, uncached) = jax.lax.scan(one, cache, jnp.arange(L))
+    return jax.nn.log_softmax(logits, axis=-1), cached.swapaxes(0, 1), uncached.swapaxes(0, 1), cache
+
+  expected, cached, uncached, cache = run(tokens, memory, memory_mask)
+  assert cache["layers"][0]["self_k"].shape == (N, L, HEADS, DIM // HEADS)
+  np.testing.assert_allclose(cached, expected, atol=1e-5, rtol=1e-5)
+  np.testing.assert_allclose(uncached, expected, atol=1e-5, rtol=1e-5)
+  assert float(jnp.std(expected)) > 0.5  # far from uniform: the check has teeth
+
+
+def test_positions_see_only_earlier_tokens_and_only_unmasked_memory():
+  model = _decoder()
+  tokens, memory, memory_mask = _inputs()
+  variables = {"params": random_params(model, tokens, memory, memory_mask)}
+  forward = jax.jit(lambda t, m: model.apply(variables, t, m, memory_mask)[0])
+  logits = forward(tokens, memory)
+  changed = forward(tokens.at[:, 3].set((tokens[:, 3] + 1) % V), memory)
+  np.testing.assert_allclose(changed[:, :3], logits[:, :3], atol=1e-6)
+  assert not np.allclose(changed[:, 3:], logits[:, 3:], atol=1e-3)
+  # Row 1 masks memory slot 1 and row 2 slot 0: changing those slots changes nothing.
+  np.testing.assert_allclose(forward(tokens, memory.at[1, 1].set(7.0).at[2, 0].set(-7.0)), logits, atol=1e-6)
+  assert not np.allclose(forward(tokens, memory.at[0, 1].set(7.0))[0], logits[0], atol=1e-3)
+
+
+def test_dropout_only_in_training():
+  model = _decoder(dropout=0.5, num_layers=1)
+  tokens, memory, memory_mask = _inputs()
+  variables = {"params": random_params(model, tokens, memory, memory_mask)}
+
+  @jax.jit
+  def forward(key):
+    train = model.apply(variables, tokens, memory, memory_mask, deterministic=False, rngs={"dropout": key})[0]
+    return train, model.apply(variables, tokens, memory, memory_mask)[0]
+
+  train_1, eval_1 = forward(jax.random.key(1))
+  train_1b, _ = forward(jax.random.key(1))
+  train_2, eval_2 = forward(jax.random.key(2))
+  np.testing.assert_array_equal(train_1, train_1b)
+  assert not np.allclose(train_1, train_2, atol=1e-5)
+  assert not np.allclose(train_1, eval_1, atol=1e-5)
+  np.testing.assert_array_equal(eval_1, eval_2)
+
+
+def test_too_long_inputs_are_refused():
+  model = _decoder()
+  tokens, memory, memory_mask = _inputs()
+  with pytest.raises(ValueError, match="max_len"):
+    jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((N, L + 1), jnp.int32), memory, memory_mask))
