@@ -12,10 +12,26 @@ import tensorflow_datasets as tfds
 
 from anticipax.data.rulstm import builders as rulstm_builders
 from anticipax.data import synthetic_kitchen
+from anticipax.data.tasty import builder as tasty_builder
+from anticipax.data.tasty import synthetic as tasty_synthetic
 from anticipax.data.errors import DataError
 from anticipax.data.pipeline import DatasetInfo, Splits
 
-NAMES = ("synthetic_kitchen", *rulstm_builders.BUILDERS)
+NAMES = ("synthetic_kitchen", "tasty_videos", "tasty_synthetic", *rulstm_builders.BUILDERS)
+
+
+def _tasty(cfg):
+  """`tasty_videos` from the manual dir, or `tasty_synthetic`: a generated collection in the same format."""
+  kwargs = dict(split=cfg.get("split", "split_4022"), stride=cfg.get("stride", 5),
+                frames_per_step=cfg.get("frames_per_step", 8), max_steps=cfg.get("max_steps", 16),
+                min_word_count=cfg.get("min_word_count", 1), drop=tuple(cfg.get("drop", ())))
+  if cfg.name == "tasty_synthetic":
+    return tasty_synthetic.load_demo(cfg.get("tfds_data_dir"), num_recipes=cfg.get("num_recipes", 600),
+                                     feature_dim=cfg.get("feature_dim", 64), seed=cfg.get("data_seed", 0),
+                                     **kwargs)
+  return tasty_builder.load(data_dir=cfg.get("tfds_data_dir"), manual_dir=cfg.get("manual_dir"),
+                            config=tasty_builder.make_config(
+                                features=cfg.get("features", "{recipe_dir}/resnet50.npy"), **kwargs))
 
 
 def builder(cfg):
@@ -23,6 +39,8 @@ def builder(cfg):
   tfds.disable_progress_bar()
   if cfg.name == "synthetic_kitchen":
     return synthetic_kitchen.load(cfg.get("tfds_data_dir"), cfg.get("config_name", "default"))
+  if cfg.name in ("tasty_videos", "tasty_synthetic"):
+    return _tasty(cfg)
   if cfg.name in rulstm_builders.BUILDERS:
     config = rulstm_builders.make_config(
         split_id=cfg.get("split", 1), modalities=tuple(cfg.modalities), num_frames=cfg.num_frames,
