@@ -17,6 +17,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 
 import numpy as np
 from scipy import stats
@@ -55,8 +56,10 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def _dataset_metrics(result: Mapping[str, float]) -> dict[str, float]:
-  """`eval/<part>/<metric>` entries of a trainer result, keyed `<part>/<metric>`."""
-  return {k[5:]: float(v) for k, v in result.items() if k.startswith("eval/") and k.count("/") == 2}
+  """The headline `eval/...` entries of a trainer result, without the `eval/` prefix: `<part>/<metric>`
+  (anticipation) or `<metric>` (captions), not the per-k breakdown (`k<k>/<metric>`)."""
+  return {k[5:]: float(v) for k, v in result.items()
+          if k.startswith("eval/") and 1 <= k.count("/") <= 2 and not re.match(r"eval/k\d+/", k)}
 
 
 def compare(arms: Mapping[str, Sequence[Mapping[str, float]]], references: Mapping[str, Mapping[str, float]],

@@ -27,6 +27,7 @@ from anticipax import train
 from anticipax.data import action_text
 from anticipax.data.errors import DataError
 from anticipax.tasks import mlm as mlm_task
+from anticipax.tasks import next_step
 from anticipax.tasks.anticipation import teacher_output_paths
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "A pipeline config (configs/demo_kd.py).",
@@ -36,9 +37,13 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def _corpus_tokenizer(stage_config, out_dir: str) -> str:
-  """Builds (once) a word-level tokenizer over the MLM corpus; returns its directory."""
+  """Builds (once) a word-level tokenizer over the stage's text (the MLM corpus, or the training step
+  sentences of a next-step teacher); returns its directory."""
   if not os.path.isfile(os.path.join(out_dir, "tokenizer.json")):
-    lines = mlm_task.MlmTask.load_data(stage_config).train
+    if stage_config.task == "next_step":
+      lines = next_step.training_sentences(stage_config)
+    else:
+      lines = mlm_task.MlmTask.load_data(stage_config).train
     action_text.build_word_tokenizer(lines, out_dir)
   return out_dir
 
@@ -78,14 +83,16 @@ def run(config, workdir: str) -> dict[str, list[dict]]:
     if _skipped(c):
       logging.info("Stage %s skipped: no corpus configured (data.corpus).", name)
       continue
-    if c.task in ("mlm", "teacher") and c.text.tokenizer == "build_from_corpus":
+    if "text" in c and c.text.tokenizer == "build_from_corpus":
       c.text.tokenizer = _corpus_tokenizer(c, os.path.join(workdir, "tokenizer"))
-    if c.task == "teacher" and c.text.init_workdir == "<mlm>":
+    if "text" in c and c.text.init_workdir == "<mlm>":
       c.text.init_workdir = mlm_dir  # "" (start from text.pretrained) when there is no MLM stage
-    if c.task == "anticipation" and c.distill.kind:
+    if c.get("distill") and c.distill.kind:
+      # "<teacher>": the teacher run's teacher_outputs_train.npz; "<teacher>/<file>": another of its files.
       paths = teacher_output_paths(c.distill.teacher_outputs) if not c.distill.online_teacher else []
       c.distill.teacher_outputs = ",".join(
-          os.path.join(teacher_dir, "teacher_outputs_train.npz") if p == "<teacher>" else p for p in paths)
+          os.path.join(teacher_dir, "teacher_outputs_train.npz") if p == "<teacher>" else
+          os.path.join(teacher_dir, p[len("<teacher>/"):]) if p.startswith("<teacher>/") else p for p in paths)
       if c.distill.online_teacher == "<teacher>":
         c.distill.online_teacher = teacher_dir
     results[name] = []
@@ -108,7 +115,8 @@ def summarize(config, results: dict[str, list[dict]], workdir: str) -> dict:
   arms = [a for a in config.get("arms", ("baseline", "student")) if a in results]
   references = {}
   if "teacher" in results:
-    references.update(history_baselines(config))
+    if config.stages.teacher.task == "teacher":  # next-action teachers: beside trivial history predictors
+      references.update(history_baselines(config))
     references["teacher"] = results["teacher"][0]
   summary = compare.compare({a: results[a] for a in arms}, references, config.compare_metric)
   if "mlm" in results:

@@ -169,7 +169,7 @@ def _l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
 
 
 def info_nce(student: jax.Array, teacher: jax.Array, mask: jax.Array | None = None, *, temperature: float,
-             symmetric: bool = True) -> tuple[jax.Array, dict[str, jax.Array]]:
+             symmetric: bool = True, stop_teacher_gradient: bool = True) -> tuple[jax.Array, dict[str, jax.Array]]:
   """InfoNCE between student and teacher features: example i's teacher is its positive, the others negatives.
 
   With u_i = s_i / |s_i|, v_j = stop_grad(t_j) / |t_j| and l_ij = u_i . v_j / tau, over valid j (m_j > 0):
@@ -184,6 +184,8 @@ def info_nce(student: jax.Array, teacher: jax.Array, mask: jax.Array | None = No
     mask: [B] optional; 0 for padding or examples without teacher features.
     temperature: tau > 0.
     symmetric: also score the teacher -> student direction.
+    stop_teacher_gradient: False when `teacher` comes out of a trainable head (e.g. a projection of the
+      frozen teacher's features trained with the student), whose gradient must flow.
 
   Returns:
     (loss, {"contrastive_accuracy": fraction of valid anchors whose highest-scoring candidate is their
@@ -192,7 +194,8 @@ def info_nce(student: jax.Array, teacher: jax.Array, mask: jax.Array | None = No
   mask = _ones_like_batch(student) if mask is None else mask.astype(jnp.float32)
   valid = mask > 0
   u = _l2_normalize(student.astype(jnp.float32))
-  v = _l2_normalize(jnp.where(valid[:, None], jax.lax.stop_gradient(teacher).astype(jnp.float32), 0.0))
+  teacher = jax.lax.stop_gradient(teacher) if stop_teacher_gradient else teacher
+  v = _l2_normalize(jnp.where(valid[:, None], teacher.astype(jnp.float32), 0.0))
   logits = u @ v.T / temperature
   # A large finite value rather than -inf: a fully masked row stays finite (no inf - inf = NaN).
   logits = jnp.where(valid[None, :] & valid[:, None], logits, -1e9)
@@ -208,3 +211,52 @@ def info_nce(student: jax.Array, teacher: jax.Array, mask: jax.Array | None = No
     loss_ts, accuracy_ts = one_direction(logits.T)
     loss, accuracy = (loss + loss_ts) / 2, (accuracy + accuracy_ts) / 2
   return loss, {"contrastive_accuracy": accuracy}
+
+
+def next_step_ce(logits: jax.Array, targets: jax.Array, token_mask: jax.Array, *,
+                 label_smoothing: float = 0.0) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Word cross-entropy of teacher-forced next-step sentences, averaged over real tokens.
+
+  loss = sum_{b,s,l} w_{bsl} CE(z_{bsl}, y~_{bsl}) / sum w, with w = token_mask (1 for the words and the
+  EOS of real steps of real recipes, 0 for padding) and y~ the (optionally smoothed) one-hot target.
+
+  Args:
+    logits: [B, S, L, V] decoder logits; position l predicts targets[..., l].
+    targets: [B, S, L] int word ids.
+    token_mask: [B, S, L] weights.
+    label_smoothing: eps.
+
+  Returns:
+    (loss, {"token_accuracy": fraction of weighted tokens predicted exactly by the argmax}).
+  """
+  w = token_mask.astype(jnp.float32)
+  one_hot = optax.smooth_labels(jax.nn.one_hot(targets, logits.shape[-1]), label_smoothing)
+  ce = optax.softmax_cross_entropy(logits.astype(jnp.float32), one_hot)
+  correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
+  return _masked_mean(ce, w), {"token_accuracy": _masked_mean(correct, w)}
+
+
+def cross_modal_contrastive(student: jax.Array, teacher: jax.Array, step_mask: jax.Array, *,
+                            temperature: float) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """CCD (Yang et al. 2022): InfoNCE between the student's and the teacher's per-step representations.
+
+  Every real step of every recipe in the batch is an anchor; its positive is the other modality's
+  representation of the same step of the same recipe, its negatives the other steps of that recipe and
+  every step of the other recipes. With u = student [B, S, D] and v = teacher [B, S, D] flattened to
+  N = B * S rows and m = step_mask flattened:
+    loss = (L_{u->v} + L_{v->u}) / 2 of `info_nce(u, v, m, temperature)`,
+  where both sides are already projected (each by its own trainable head) and the teacher side is the
+  frozen teacher's state through the student's trainable teacher head, so its gradient flows.
+
+  Args:
+    student: [B, S, D] projected student states.
+    teacher: [B, S, D] projected teacher states (of the same steps).
+    step_mask: [B, S]; 0 for padded steps, steps without a teacher entry and padded recipes.
+    temperature: tau > 0.
+
+  Returns:
+    (loss, {"contrastive_accuracy": ...}) as `info_nce`.
+  """
+  dim = student.shape[-1]
+  return info_nce(student.reshape(-1, dim), teacher.reshape(-1, dim), step_mask.reshape(-1),
+                  temperature=temperature, symmetric=True, stop_teacher_gradient=False)

@@ -46,9 +46,14 @@ def run(config, workdir: str, *, split: str | None = None, output: str | None = 
   source = datasets.source(config.data, split)
   outputs = trainer.predict(state.params, source)
   if output is None:
-    if np.any(outputs["action"] < 0):
+    if "action" in outputs and np.any(outputs["action"] < 0):
       raise DataError(f"{config.data.name}/{split} is unlabeled: pass --output to export predictions")
-    return {"step": int(state.step), **{f"eval/{k}": v for k, v in trainer.task.evaluate(outputs).items()}}
+    metrics = trainer.task.evaluate(outputs, source)
+    if hasattr(trainer.task, "write_predictions"):  # generated sentences: predictions_<split>.jsonl
+      trainer.task.write_predictions(workdir, f"predictions_{split}.jsonl")
+    return {"step": int(state.step), **{f"eval/{k}": v for k, v in metrics.items()}}
+  if "action" not in outputs:
+    raise ValueError(f"--output writes EPIC-Kitchens submissions; task {config.task!r} has none")
   info = trainer.splits.info
   uids = [submission_uid(_text(source[int(i)]["uid"])) for i in outputs["index"]]
   levels = config.get("export", {}).get("supervision_levels")

@@ -34,7 +34,7 @@ def test_paired_t_test_degenerate_cases():
 
 
 def _result(top1, top5):
-  return {"step": 10, "eval/action/mean_top1": top1, "eval/action/top5": top5, "eval/extra": 1.0}
+  return {"step": 10, "eval/action/mean_top1": top1, "eval/action/top5": top5, "eval/k1/bleu4": 1.0}
 
 
 def test_compare_writes_table_json_and_verdict(tmp_path):
@@ -47,7 +47,7 @@ def test_compare_writes_table_json_and_verdict(tmp_path):
   assert row["baseline"]["std"] == pytest.approx(0.05)
   assert row["relative_gain"] == pytest.approx(0.02 / 0.45)
   assert row["teacher"]["value"] == 0.6 and row["prior"]["value"] == 0.01
-  assert set(summary["rows"]) == {"action/mean_top1", "action/top5"}  # only <part>/<metric> entries
+  assert set(summary["rows"]) == {"action/mean_top1", "action/top5"}  # headline entries, not the per-k ones
   assert summary["verdict"].startswith("Distillation raises action/mean_top1 from 45.00 ± 5.00 % to 47.00")
   assert "+4.4 % relative" in summary["verdict"] and "not significant" in summary["verdict"]
   compare.write(summary, str(tmp_path))

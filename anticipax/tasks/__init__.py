@@ -3,14 +3,16 @@
 - anticipation: the AVT student (optionally distilling a text teacher).
 - mlm: masked-LM domain pretraining of the text encoder on a corpus.
 - teacher: fine-tuning the text teacher to predict the next action from the previous ones.
+- next_step: next-step sentence anticipation on Tasty Videos (text teacher, visual student, CCD student).
 """
 
 from anticipax.data import datasets
 from anticipax.tasks.anticipation import AnticipationTask
 from anticipax.tasks.mlm import MlmTask
+from anticipax.tasks.next_step import NextStepTask
 from anticipax.tasks.teacher import TeacherTask
 
-_TASKS = {"anticipation": AnticipationTask, "mlm": MlmTask, "teacher": TeacherTask}
+_TASKS = {"anticipation": AnticipationTask, "mlm": MlmTask, "teacher": TeacherTask, "next_step": NextStepTask}
 
 
 def _check(config):

@@ -55,7 +55,8 @@ class Task:
   def predict(self, params, batch, frozen) -> dict[str, jax.Array]:
     raise NotImplementedError
 
-  def evaluate(self, outputs: dict[str, np.ndarray]) -> dict[str, float]:
+  def evaluate(self, outputs: dict[str, np.ndarray], source=None) -> dict[str, float]:
+    """Metrics from `predict`'s outputs over `source` (default: the eval split; `outputs["index"]` rows)."""
     raise NotImplementedError
 
   def finalize(self, trainer, state, workdir: str) -> None:

@@ -117,7 +117,8 @@ class MlmTask(base.Task):
     nll, correct, w = self._nll(params, batch, corrupted, selected)
     return {"nll": (nll * w).sum(-1), "correct": (correct * w).sum(-1), "count": w.sum(-1)}
 
-  def evaluate(self, outputs):
+  def evaluate(self, outputs, source=None):
+    del source  # the counts travel with the outputs
     count = max(float(outputs["count"].sum()), 1.0)
     nll = float(outputs["nll"].sum()) / count
     return {"mlm/loss": nll, "mlm/perplexity": float(np.exp(nll)),

@@ -93,7 +93,8 @@ class TeacherTask(base.Task):
     labels = ("action", "verb", "noun", *self.info.eval_flags)
     return {**outputs, "cls": aux["cls"], **{k: batch[k] for k in labels}}
 
-  def evaluate(self, outputs):
+  def evaluate(self, outputs, source=None):
+    del source  # the labels travel with the outputs
     return anticipation_metrics(self.info, outputs)
 
   def finalize(self, trainer, state, workdir):
