@@ -21,3 +21,16 @@ def get_config(arg: str | None = None):
   c.train.update(batch_size=64, steps=3000, log_every=100, eval_every=1000, checkpoint_every=1000)
   c.eval.batch_size = 256
   return c
+
+
+def sweep(arg: str | None = None):
+  """Peak learning rate x seed, 6 trials (each a demo run), then their table:
+
+      python -m anticipax.launch --config=configs/demo.py --workdir_root=/tmp/anticipax_sweeps
+      python -m anticipax.report /tmp/anticipax_sweeps/demo
+
+  `--dry_run` prints the 6 commands; `--trials=1,4` runs two of them.
+  """
+  del arg
+  from anticipax.launch import axis, product  # pylint: disable=g-import-not-at-top  # only when sweeping
+  return product(axis("schedule.peak_lr", [3e-4, 1e-3, 3e-3]), axis("seed", [0, 1]))
