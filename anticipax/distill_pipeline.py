@@ -99,8 +99,16 @@ def run(config, workdir: str) -> dict[str, list[dict]]:
     for seed, stage_dir in dirs[name]:
       run_config = c.copy_and_resolve_references()
       run_config.seed = seed
-      results[name].append(train.run(run_config, stage_dir))
+      result = train.run(run_config, stage_dir)
+      if result["step"] < run_config.train.steps:  # SIGTERM or max_steps_per_run: later stages must wait
+        raise Unfinished(f"stage {name} stopped at step {result['step']} of {run_config.train.steps} in "
+                         f"{stage_dir}; rerun the same command to continue")
+      results[name].append(result)
   return results
+
+
+class Unfinished(Exception):
+  """A stage stopped early (preemption notice, `train.max_steps_per_run`); the pipeline stops with it."""
 
 
 def history_baselines(config) -> dict[str, dict[str, float]]:
@@ -133,6 +141,9 @@ def main(argv):
     summary = summarize(_CONFIG.value, results, _WORKDIR.value)
   except DataError as e:
     sys.exit(f"anticipax: {e}")
+  except Unfinished as e:
+    print(f"anticipax: {e}")
+    return
   print("\n" + compare.format_table(summary))
   if "mlm_accuracy" in summary:
     print(f"MLM pretraining: held-out masked-token accuracy {100 * summary['mlm_accuracy']:.2f} %.")

@@ -15,8 +15,8 @@ csvalignment.dat, fps.txt}`, `id2word_tasty.txt`, `SPLITS/split_4022/` (and/or `
 runs the teacher (all-MiniLM-L6-v2 from the hub, or `--config.pretrained=<local HF dir>`), the
 visual-only student and the CCD student, and compares the students over seeds. A stage alone:
 
-    python -m anticipax.main --config=configs/tasty.py:stage=teacher --workdir=/tmp/tasty/teacher
-    python -m anticipax.predict --config=configs/tasty.py:stage=teacher --workdir=/tmp/tasty/teacher
+    python -m anticipax.main --config=configs/tasty.py:stage=teacher --workdir=/tmp/tasty_teacher
+    python -m anticipax.predict --config=configs/tasty.py:stage=teacher --workdir=/tmp/tasty_teacher
 
 Evaluation (Sener & Yao's protocol): for k = 1..8 observed steps the sentence of step k+1, beam search
 (width 5), BLEU-1..4, METEOR, ROUGE-L, CIDEr (pycocoevalcap; METEOR needs Java) per k and averaged over k.
@@ -47,36 +47,37 @@ def stage_config(stage: str, *, demo: bool = False) -> ml_collections.ConfigDict
   c.data.name = "tasty_synthetic" if demo else "tasty_videos"
   c.data.update(split="split_4022", features="{recipe_dir}/resnet50.npy", stride=5,
                 frames_per_step=8, max_steps=12 if demo else 16, min_word_count=1 if demo else 2, drop=(),
-                max_words=16 if demo else 24, max_ingredient_words=24 if demo else 48)
+                max_words=12 if demo else 24, max_ingredient_words=24 if demo else 48)
   if demo:
     c.data.update(num_recipes=600, feature_dim=64, data_seed=0)
   c.model = ml_collections.ConfigDict({
       "modality": "text" if stage == "teacher" else "visual",
-      "dim": 128 if demo else 512, "num_heads": 4 if demo else 8, "dropout": 0.1, "dtype": "float32",
+      "dim": 64 if demo else 512, "num_heads": 4 if demo else 8, "dropout": 0.1, "dtype": "float32",
       "mlp_ratio": 4,
       "visual": {"num_layers": 1 if demo else 2, "max_frames": 8, "pooling": "mean"},
       "text": {"pooling": "mean"},
       "temporal": {"num_layers": 2, "max_steps": 12 if demo else 16},
-      "decoder": {"num_layers": 2 if demo else 3, "max_len": 16 if demo else 24, "tie_embeddings": True},
+      "decoder": {"num_layers": 1 if demo else 3, "max_len": 12 if demo else 24, "tie_embeddings": True},
   })
   if stage == "teacher":
     c.text = common.text_config(max_len=24 if demo else 48, hist_len=0)
     if demo:
       c.text.update(tokenizer="build_from_corpus")
-      c.text.scratch.update(hidden_size=128, num_layers=2, num_heads=4, intermediate_size=256,
+      c.text.scratch.update(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128,
                             max_position_embeddings=32)
     else:
       c.text.pretrained = "sentence-transformers/all-MiniLM-L6-v2"
   c.distill = ml_collections.ConfigDict({
-      "kind": "contrastive" if stage == "ccd" else "", "weight": 1.0, "temperature": 0.1, "proj_dim": 128,
+      "kind": "contrastive" if stage == "ccd" else "", "weight": 1.0, "temperature": 0.1,
+      "proj_dim": 64 if demo else 128,
       "teacher_outputs": "", "online_teacher": "", "word_kl": 0.0, "word_temperature": 1.0})
   c.loss = ml_collections.ConfigDict({"label_smoothing": 0.0})
   c.optimizer.update(name="adamw", weight_decay=0.01, grad_clip=1.0)
   c.schedule.update(peak_lr=1e-3 if demo else 3e-4, warmup_steps=100, decay="cosine", end_factor=0.0)
   steps = 1500 if demo else 20000
-  c.train.update(batch_size=32, steps=steps, log_every=100, eval_every=steps // 2 if demo else 2000,
+  c.train.update(batch_size=16 if demo else 32, steps=steps, log_every=100, eval_every=steps // 2 if demo else 2000,
                  checkpoint_every=steps // 2 if demo else 2000, profile_steps=0)
-  c.eval = ml_collections.ConfigDict({"batch_size": 64, "best_metric": "bleu4", "beam_width": 1 if demo else 5,
+  c.eval = ml_collections.ConfigDict({"batch_size": 32 if demo else 64, "best_metric": "bleu4", "beam_width": 1 if demo else 5,
                                       "length_penalty": 0.0, "max_observed": 8, "include_k0": False})
   return c
 
