@@ -26,8 +26,10 @@ import dataclasses
 import os
 import pathlib
 import re
+import tokenize
 from typing import Callable
 from xml.parsers import expat
+import zipfile
 
 from absl import logging
 import numpy as np
@@ -44,6 +46,10 @@ UNIT_FRAMES = 5  # csvalignment.dat counts every 5th frame.
 # Split -> the word its list file's name contains (TRAIN_4022.txt, training_set.txt, ...).
 SPLIT_KEYS = {"train": "train", "validation": "val", "test": "test"}
 _INT = re.compile(r"[+-]?[0-9]+")  # Not `int()` alone: it also accepts "1_000" and non-ASCII digits.
+# A decimal number as `float()` reads it, without `float()`'s "inf", "nan", "1_0" and non-ASCII digits.
+_DECIMAL = re.compile(r"[+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # Physical lines, as editors (and Python's parser) count them.
+INT32 = 2**31  # Alignment units and word ids are stored as 32-bit integers.
 SKIP_REASONS = ("dropped_by_name", "no_alignment_file", "no_aligned_steps")
 
 
@@ -86,39 +92,86 @@ def _read_text(path: pathlib.Path) -> str:
   try:
     return data.decode("utf-8").removeprefix("\ufeff")
   except UnicodeDecodeError as e:
-    line = data[:e.start].count(b"\n") + 1
+    line = len(re.split(rb"\r\n|\r|\n", data[:e.start]))
     raise DataError(f"{path}:{line}: not UTF-8: byte {data[e.start]:#04x}: {e.reason}") from e
 
 
 def _lines(path: pathlib.Path):
-  """Yields `(line, stripped text)` of the non-blank lines of a text file."""
-  for i, text in enumerate(_read_text(path).splitlines(), start=1):
+  r"""Yields `(line, stripped text)` of the non-blank lines of a text file.
+
+  Lines end at "\n", "\r\n" or "\r" only: `str.splitlines` also splits at "\x85", "\u2028", form
+  feeds, ..., which would split one name in two and misnumber the lines of error messages.
+  """
+  for i, text in enumerate(_LINE_BREAK.split(_read_text(path)), start=1):
     if text.strip():
       yield i, text.strip()
+
+
+def _show(value) -> str:
+  """`repr(value)`, short; also for an integer too long to print (ValueError past 4300 digits)."""
+  try:
+    text = repr(value)
+  except ValueError:
+    return f"<{type(value).__name__} too large to print>"
+  return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _word_id(token: str) -> int | None:
+  """The integer of a word-id token matching `_INT`, or None outside [0, 2^31) (int() of a
+  very long digit string raises ValueError)."""
+  digits = token.lstrip("+-").lstrip("0")
+  if len(digits) > 10:
+    return None
+  value = int(token)
+  return value if 0 <= value < INT32 else None
 
 
 def read_id2word(path: PathLike) -> dict[int, str]:
   """Reads `id2word_tasty.txt`, a Python dict literal `{int: bytes}`, without evaluating code."""
   path = pathlib.Path(path)
+  text = _read_text(path)
+  content = text.lstrip()
+  if not content:
+    raise DataError(f"{path}:1: field 'id2word': empty file, expected a dict literal")
+  # Leading blank lines become plain line breaks (the parser refuses an indented start) so that
+  # the parser's line numbers are the file's.
+  first = len(_LINE_BREAK.split(text[:len(text) - len(content)]))
+  content = "\n" * (first - 1) + content
   try:
-    table = ast.literal_eval(_read_text(path).strip())
+    tree = ast.parse(content, mode="eval")
+    table = ast.literal_eval(tree)
   except SyntaxError as e:
-    raise DataError(f"{path}:{e.lineno}: field 'id2word': not a Python literal: {e.msg}") from e
+    line = e.lineno or len(_LINE_BREAK.split(content.split("\x00", 1)[0]))  # None: a null byte.
+    raise DataError(f"{path}:{max(line, 1)}: field 'id2word': not a Python literal: {e.msg}") from e
   except (ValueError, TypeError, MemoryError, RecursionError) as e:
-    raise DataError(f"{path}:1: field 'id2word': not a literal dict of ids to words: {e}") from e
+    raise DataError(f"{path}:{first}: field 'id2word': not a literal dict of ids to words: "
+                    f"{type(e).__name__}: {e}") from e
   if not isinstance(table, dict):
-    raise DataError(f"{path}:1: field 'id2word': expected a dict, got {type(table).__name__}")
+    raise DataError(f"{path}:{first}: field 'id2word': expected a dict, got {type(table).__name__}")
+  first_line = {}
+  for node in tree.body.keys:  # literal_eval refused `**x`: every key is a literal.
+    key = ast.literal_eval(node)
+    if not isinstance(key, int) or isinstance(key, bool) or not 0 <= key < INT32:
+      raise DataError(f"{path}:{node.lineno}: key {_show(key)}: field 'id': expected an integer word "
+                      f"id in [0, 2^31)")
+    if key in first_line:
+      raise DataError(f"{path}:{node.lineno}: key {key}: field 'id': listed twice (first on line "
+                      f"{first_line[key]})")
+    first_line[key] = node.lineno
   words = {}
   for key, value in table.items():
-    if not isinstance(key, int) or isinstance(key, bool):
-      raise DataError(f"{path}: key {key!r}: field 'id': expected an integer word id")
     if isinstance(value, bytes):
       try:
         value = value.decode("utf-8")
       except UnicodeDecodeError as e:
-        raise DataError(f"{path}: key {key}: field 'word': not UTF-8: {e.reason}") from e
+        raise DataError(f"{path}:{first_line[key]}: key {key}: field 'word': not UTF-8: {e.reason}") from e
     if not isinstance(value, str):
-      raise DataError(f"{path}: key {key}: field 'word': expected bytes, got {type(value).__name__}")
+      raise DataError(f"{path}:{first_line[key]}: key {key}: field 'word': expected bytes, got "
+                      f"{type(value).__name__}")
+    try:
+      value.encode("utf-8")
+    except UnicodeEncodeError as e:  # A str literal with a lone surrogate ('\ud800').
+      raise DataError(f"{path}:{first_line[key]}: key {key}: field 'word': not UTF-8: {e.reason}") from e
     words[key] = value
   return words
 
@@ -166,6 +219,9 @@ def _parse_xml(path: pathlib.Path) -> _Node:
   except expat.ExpatError as e:
     raise DataError(f"{path}:{e.lineno}: field 'xml': broken XML: {expat.ErrorString(e.code)} "
                     f"(column {e.offset + 1})") from e
+  except (LookupError, ValueError) as e:  # An encoding declared in the XML that Python cannot map.
+    raise DataError(f"{path}:{parser.CurrentLineNumber}: field 'xml': unsupported encoding: "
+                    f"{type(e).__name__}: {e}") from e
   return roots[0]
 
 
@@ -198,11 +254,13 @@ def read_recipe_xml(path: PathLike, id2word: dict[int, str] | None = None,
     words = []
     for token in node.text.split():
       if not _INT.fullmatch(token):
-        raise DataError(f"{path}:{node.line}: field '{field}': expected word ids, got {token!r}")
-      if int(token) not in id2word:
-        raise DataError(f"{path}:{node.line}: field '{field}': word id {token} is not in "
+        raise DataError(f"{path}:{node.line}: field '{field}': expected word ids, got {_show(token)}")
+      word_id = _word_id(token)
+      if word_id not in id2word:
+        raise DataError(f"{path}:{node.line}: field '{field}': word id {token[:20]}"
+                        f"{'...' if len(token) > 20 else ''} is not in "
                         f"{id2word_path or ID2WORD}")
-      words.append(id2word[int(token)])
+      words.append(id2word[word_id])
     return " ".join(" ".join(words).split())
 
   ingredients = [ingredient_name(text(n, "ingredient"))
@@ -222,7 +280,9 @@ def read_alignment(path: PathLike) -> list[Span | None]:
       raise DataError(f"{path}:{line}: expected 2 fields (start, end), got {len(fields)}: {content!r}")
     for name, value in zip(("start", "end"), fields):
       if not _INT.fullmatch(value):
-        raise DataError(f"{path}:{line}: field '{name}': expected an integer, got {value!r}")
+        raise DataError(f"{path}:{line}: field '{name}': expected an integer, got {_show(value)}")
+      if len(value.lstrip("+-").lstrip("0")) > 10 or not -INT32 <= int(value) < INT32:
+        raise DataError(f"{path}:{line}: field '{name}': {_show(value)} is out of the 32-bit integer range")
     start, end = int(fields[0]), int(fields[1])
     if (start, end) == (-1, -1):
       spans.append(None)
@@ -237,16 +297,19 @@ def read_alignment(path: PathLike) -> list[Span | None]:
 
 
 def read_fps(path: PathLike) -> float:
+  """Reads `fps.txt`: one positive, finite decimal number (`29.97`, `30`, `2.997e1`)."""
   path = pathlib.Path(path)
+  fps = None
   for line, content in _lines(path):
-    try:
-      fps = float(content)
-    except ValueError:
-      fps = float("nan")
-    if not fps > 0:
-      raise DataError(f"{path}:{line}: field 'fps': expected a positive number, got {content!r}")
-    return fps
-  raise DataError(f"{path}:1: field 'fps': empty file")
+    if fps is not None:
+      raise DataError(f"{path}:{line}: field 'fps': expected one number, got another line "
+                      f"{_show(content)}")
+    fps = float(content) if _DECIMAL.fullmatch(content) else float("nan")
+    if not 0 < fps < float("inf"):
+      raise DataError(f"{path}:{line}: field 'fps': expected a positive number, got {_show(content)}")
+  if fps is None:
+    raise DataError(f"{path}:1: field 'fps': empty file")
+  return fps
 
 
 def read_name_list(path: PathLike) -> list[tuple[int, str]]:
@@ -254,7 +317,7 @@ def read_name_list(path: PathLike) -> list[tuple[int, str]]:
   path = pathlib.Path(path)
   out, first_line = [], {}
   for line, name in _lines(path):
-    if "/" in name or "\\" in name or name in (".", ".."):
+    if "/" in name or "\\" in name or "\x00" in name or name in (".", ".."):
       raise DataError(f"{path}:{line}: field 'recipe': {name!r} is not a recipe folder name")
     if name in first_line:
       raise DataError(f"{path}:{line}: field 'recipe': {name!r} is listed twice "
@@ -404,20 +467,29 @@ def features_path(pattern: str, root: PathLike, recipe: str) -> pathlib.Path:
 
 
 def read_features(path: PathLike, *, mmap: bool = False) -> np.ndarray:
-  """Reads a float32 `[rows, D]` .npy features file (`mmap`: map it, to check the shape only)."""
+  """Reads a float32 `[rows, D]` .npy features file (`mmap`: map it, to check the shape only).
+
+  The file is always mapped first: mapping checks the header's shape against the file's size, so
+  a header promising terabytes fails here instead of allocating them. Pickled (object) arrays are
+  refused, never unpickled.
+  """
   path = pathlib.Path(path)
   try:
-    x = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    x = np.load(path, mmap_mode="r", allow_pickle=False)
   except FileNotFoundError as e:
     raise DataError(f"{path}: field 'features': missing features file") from e
-  except (OSError, ValueError, EOFError) as e:
-    raise DataError(f"{path}: field 'features': cannot read as .npy: {e}") from e
-  if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
-    shape = getattr(x, "shape", type(x).__name__)
-    raise DataError(f"{path}: field 'shape': expected float32 [rows, D], got shape {shape}")
+  except (OSError, ValueError, EOFError, OverflowError, MemoryError, zipfile.BadZipFile,
+          tokenize.TokenError) as e:  # TokenError: a version 1.0 header numpy re-tokenizes.
+    raise DataError(f"{path}: field 'features': cannot read as .npy: {type(e).__name__}: {e}") from e
+  if not isinstance(x, np.ndarray):  # An .npz archive.
+    if hasattr(x, "close"):
+      x.close()
+    raise DataError(f"{path}: field 'shape': expected float32 [rows, D], got {type(x).__name__}")
+  if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
+    raise DataError(f"{path}: field 'shape': expected float32 [rows, D], got shape {x.shape}")
   if x.dtype != np.float32:
     raise DataError(f"{path}: field 'dtype': expected float32 [rows, D], got {x.dtype}")
-  return x
+  return x if mmap else np.array(x)  # A copy in memory, no longer tied to the file.
 
 
 def check_features(collection: Collection, pattern: str, stride: int) -> int:

@@ -98,11 +98,18 @@ class Vocab:
 
   @classmethod
   def load(cls, path: str | os.PathLike) -> Vocab:
+    r"""Reads a vocabulary written by `save`: one token per line ("\n", "\r\n" or "\r"), specials first."""
     path = pathlib.Path(path)
     try:
-      lines = path.read_text(encoding="utf-8").split("\n")
-    except (OSError, UnicodeDecodeError) as e:
+      data = path.read_bytes()
+    except OSError as e:
       raise DataError(f"{path}: cannot read the vocabulary: {e}") from e
+    try:
+      text = data.decode("utf-8").removeprefix("\ufeff")  # A byte-order mark is not part of <pad>.
+    except UnicodeDecodeError as e:
+      line = len(re.split(rb"\r\n|\r|\n", data[:e.start]))
+      raise DataError(f"{path}:{line}: not UTF-8: byte {data[e.start]:#04x}: {e.reason}") from e
+    lines = re.split(r"\r\n|\r|\n", text)
     if lines and lines[-1] == "":
       lines.pop()
     first_line = {}
