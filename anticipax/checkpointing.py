@@ -26,18 +26,19 @@ class CheckpointError(Exception):
   """A checkpoint that cannot serve this run (incompatible config, nothing restorable)."""
 
 
-def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+  """A nested dict (e.g. a config's JSON) as {"a.b.c": value}."""
   if isinstance(d, dict):
     out = {}
     for k, v in d.items():
-      out.update(_flat(v, f"{prefix}{k}."))
+      out.update(flatten(v, f"{prefix}{k}."))
     return out
   return {prefix[:-1]: d}
 
 
 def config_differences(stored: dict, config) -> list[str]:
   """Fields (dotted) whose values differ between a stored config.json and `config`, run control aside."""
-  old, new = _flat(stored), _flat(json.loads(config.to_json_best_effort()))
+  old, new = flatten(stored), flatten(json.loads(config.to_json_best_effort()))
   return sorted(k for k in set(old) | set(new)
                 if old.get(k) != new.get(k) and k not in RUN_CONTROL)
 

@@ -24,6 +24,8 @@ from absl import app
 from absl import flags
 from etils import epath
 
+from anticipax import checkpointing
+
 MANIFEST = "sweep.json"  # written by anticipax.launch
 _PLAIN = ("loss", "perplexity", "nll")  # metric names that are not fractions
 
@@ -36,15 +38,6 @@ class TrialResult:
   metrics: dict[str, Any] | None = None  # metrics.json
   overrides: dict[str, Any] = dataclasses.field(default_factory=dict)  # from sweep.json
   status: str = ""
-
-
-def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
-  if isinstance(d, dict):
-    out = {}
-    for k, v in d.items():
-      out.update(_flat(v, f"{prefix}{k}."))
-    return out
-  return {prefix[:-1]: d}
 
 
 def _read_json(path: epath.Path) -> tuple[Any, str]:
@@ -75,7 +68,7 @@ def read_trial(workdir: str | os.PathLike, label: str | None = None,
     return result
   config, config_error = _read_json(path / "config.json")
   metrics, metrics_error = _read_json(path / "metrics.json")
-  result.config = _flat(config) if isinstance(config, dict) else None
+  result.config = checkpointing.flatten(config) if isinstance(config, dict) else None
   result.metrics = metrics if isinstance(metrics, dict) else None
   steps = (result.config or {}).get("train.steps")
   if result.metrics is not None:

@@ -1,6 +1,7 @@
 """Anticipative Video Transformer (Girdhar & Grauman, ICCV 2021), linen.
 
-AVT = a frame backbone (pre-extracted per-frame features as they are or projected; a ViT later) followed by
+AVT = a frame backbone (pre-extracted per-frame features as they are or projected; or a ViT on the frames
+themselves, AVT-b) followed by
 AVT-h, a causal GPT-2-style head. The head reads frames 1..T and, at every position t, predicts the
 feature of frame t+1. One classifier reads those predicted features: at the last position it gives the
 next-action logits, at the earlier positions the "past" logits used by the past-classification loss.
@@ -15,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from anticipax.models.layers import Dtype, Mlp, SelfAttention, default_kernel_init, dense, layer_norm
+from anticipax.models.vit import ViTBackbone, vit_config
 
 
 class IdentityBackbone(nn.Module):
@@ -43,18 +45,22 @@ class FeatureBackbone(nn.Module):
 
 
 class Gpt2Block(nn.Module):
-  """Pre-LayerNorm transformer block with causal self-attention and a 4x GELU MLP (GPT-2)."""
+  """Pre-LayerNorm transformer block with causal self-attention and a 4x GELU MLP (GPT-2).
+
+  `causal=False` with a padding `mask` makes it the bidirectional encoder block the step encoders use.
+  """
 
   num_heads: int
   mlp_ratio: int = 4
   dropout: float = 0.0
   dtype: Dtype = jnp.float32
+  causal: bool = True
 
   @nn.compact
-  def __call__(self, x: jax.Array, *, deterministic: bool) -> jax.Array:
+  def __call__(self, x: jax.Array, mask: jax.Array | None = None, *, deterministic: bool) -> jax.Array:
     h = layer_norm(dtype=self.dtype, name="ln_1")(x)
-    h = SelfAttention(self.num_heads, self.dropout, causal=True, dtype=self.dtype, name="attn")(
-        h, deterministic=deterministic)
+    h = SelfAttention(self.num_heads, self.dropout, causal=self.causal, dtype=self.dtype, name="attn")(
+        h, mask, deterministic=deterministic)
     x = x + nn.Dropout(self.dropout)(h, deterministic=deterministic)
     h = layer_norm(dtype=self.dtype, name="ln_2")(x)
     x = x + Mlp(self.mlp_ratio * x.shape[-1], self.dropout, dtype=self.dtype, name="mlp")(
@@ -155,7 +161,9 @@ def build_avt(cfg, *, num_classes: int, num_verbs: int = 0, num_nouns: int = 0, 
   """AVT from `config.model` (backbone.kind/dim, head.*, dropout, verb_noun_heads, dtype).
 
   `backbone.kind`: "identity" feeds the pre-extracted features to the head unchanged; "linear" (the
-  default) projects them to `backbone.dim` first.
+  default) projects them to `backbone.dim` first; "vit" (AVT-b) encodes normalised frames [B, T, H, W, 3]
+  with the ViT `backbone.name` ("B/16", "tiny", ...; `anticipax.models.vit.vit_config`), optionally at
+  `backbone.image_size` and with `backbone.remat` / `backbone.remat_policy`, in `model.dtype`.
   """
   dtype = jnp.dtype(cfg.get("dtype", "float32"))
   kind = cfg.backbone.get("kind", "linear")
@@ -163,10 +171,18 @@ def build_avt(cfg, *, num_classes: int, num_verbs: int = 0, num_nouns: int = 0, 
     backbone = IdentityBackbone(dtype=dtype)
   elif kind == "linear":
     backbone = FeatureBackbone(cfg.backbone.dim, dtype=dtype)
+  elif kind == "vit":
+    backbone = ViTBackbone(vit_backbone_config(cfg))
   else:
-    raise ValueError(f"config.model.backbone.kind: unknown {kind!r} (identity or linear)")
+    raise ValueError(f"config.model.backbone.kind: unknown {kind!r} (identity, linear or vit)")
   head = AvtHead(cfg.head.inter_dim, cfg.head.num_layers, cfg.head.num_heads,
                  max_len=cfg.head.get("max_len", 64), dropout=cfg.head.dropout, dtype=dtype)
   with_vn = cfg.get("verb_noun_heads", False)
   return Avt(backbone, head, num_classes, num_verbs if with_vn else 0, num_nouns if with_vn else 0,
              dropout=cfg.dropout, distill_dim=distill_dim, dtype=dtype)
+
+
+def vit_backbone_config(cfg):
+  """The `ViTConfig` of a "vit" backbone from `config.model`."""
+  fields = {k: cfg.backbone[k] for k in ("image_size", "remat", "remat_policy") if k in cfg.backbone}
+  return vit_config(cfg.backbone.get("name", "B/16"), dtype=jnp.dtype(cfg.get("dtype", "float32")), **fields)

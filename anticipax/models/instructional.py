@@ -50,32 +50,12 @@ def _check_pooling(pooling: str) -> None:
     raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
 
 
-class EncoderBlock(nn.Module):
-  """Pre-LN bidirectional transformer block (padding hidden by `mask`)."""
-
-  num_heads: int
-  mlp_ratio: int = 4
-  dropout: float = 0.0
-  dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array, mask: jax.Array, *, deterministic: bool) -> jax.Array:
-    h = layer_norm(dtype=self.dtype, name="ln_1")(x)
-    h = SelfAttention(self.num_heads, self.dropout, dtype=self.dtype, name="attn")(
-        h, mask, deterministic=deterministic)
-    x = x + nn.Dropout(self.dropout)(h, deterministic=deterministic)
-    h = layer_norm(dtype=self.dtype, name="ln_2")(x)
-    x = x + Mlp(self.mlp_ratio * x.shape[-1], self.dropout, dtype=self.dtype, name="mlp")(
-        h, deterministic=deterministic)
-    return nn.with_logical_constraint(x, ("batch", "length", "embed"))
-
-
 class VisualStepEncoder(nn.Module):
   """A small transformer over one step's frame features, pooled to one vector per step.
 
   Attributes:
     dim: output (and transformer) width D.
-    num_layers: EncoderBlocks.
+    num_layers: bidirectional transformer blocks (`Gpt2Block(causal=False)` over the frames).
     num_heads: attention heads.
     max_frames: learned frame positions (>= F).
     pooling: "mean" (masked mean over valid frames) or "cls" (a learned token prepended).
@@ -122,7 +102,7 @@ class VisualStepEncoder(nn.Module):
     x = nn.Dropout(self.dropout)(x, deterministic=deterministic)
     x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
     for i in range(self.num_layers):
-      x = EncoderBlock(self.num_heads, self.mlp_ratio, self.dropout, self.dtype, name=f"layers_{i}")(
+      x = Gpt2Block(self.num_heads, self.mlp_ratio, self.dropout, self.dtype, causal=False, name=f"layers_{i}")(
           x, mask[:, None, None, :], deterministic=deterministic)
     x = layer_norm(dtype=self.dtype, name="ln_f")(x)
     pooled = x[:, 0] if self.pooling == "cls" else masked_mean(x, mask)

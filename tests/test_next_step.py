@@ -1,0 +1,197 @@
+"""Method 2 end to end on a tiny synthetic Tasty: the text teacher, the visual student and the CCD student
+(`tasks/next_step.py`), their exports, the cached and online teachers, `predict.run` and determinism.
+
+Java may be missing on a user's machine: these tests run the caption metrics without it (METEOR is NaN).
+"""
+
+import json
+import math
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from anticipax import captions
+from anticipax import predict
+from anticipax import train
+from anticipax.data import action_text
+from anticipax.data import datasets
+from anticipax.data import teacher_outputs
+from anticipax.tasks import next_step
+from configs import tasty
+
+SCORED = ("bleu1", "bleu2", "bleu3", "bleu4", "rouge_l", "cider")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_java():
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setenv(captions.NO_JAVA_ENV, "1")
+    yield
+
+
+def _tiny(stage: str, data_dir: str, tokenizer: str = ""):
+  c = tasty.stage_config(stage, demo=True)
+  c.data.update(num_recipes=120, feature_dim=16, max_steps=6, max_words=8, max_ingredient_words=8,
+                tfds_data_dir=data_dir)
+  c.model.update(dim=32, num_heads=2)
+  c.model.visual.num_layers = 1
+  c.model.temporal.update(num_layers=1, max_steps=6)
+  c.model.decoder.update(num_layers=1, max_len=8)
+  c.train.update(steps=2, batch_size=8, log_every=1, eval_every=2, checkpoint_every=2,
+                 async_checkpointing=False)
+  c.schedule.warmup_steps = 1
+  c.eval.update(batch_size=64, beam_width=2)
+  c.distill.proj_dim = 16
+  if stage == "teacher":
+    c.text.update(tokenizer=tokenizer, max_len=12)
+    c.text.scratch.update(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
+                          max_position_embeddings=16)
+  return c
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  """The synthetic dataset (built once), then 2-step runs of the teacher, the visual and the CCD student."""
+  root = tmp_path_factory.mktemp("next_step")
+  data_dir = str(root / "tfds")
+  probe = _tiny("visual", data_dir)
+  tokenizer = str(root / "tokenizer")
+  action_text.build_word_tokenizer(next_step.training_sentences(probe), tokenizer)
+  configs = {"teacher": _tiny("teacher", data_dir, tokenizer), "visual": _tiny("visual", data_dir),
+             "ccd": _tiny("ccd", data_dir)}
+  configs["ccd"].distill.teacher_outputs = str(root / "teacher" / next_step.STATES_FILE.format(split="train"))
+  results = {name: train.run(c, str(root / name)) for name, c in configs.items()}  # in this order
+  return root, configs, results
+
+
+def _source(config, split):
+  return datasets.builder(config.data).as_data_source(split)
+
+
+def _text(value) -> str:
+  return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _steps(example) -> list[str]:
+  return [_text(s) for s in example["steps"][:int(example["num_steps"])]]
+
+
+def _read_jsonl(path):
+  with open(path) as f:
+    return [json.loads(line) for line in f]
+
+
+def _same_metrics(a: dict, b: dict) -> None:
+  assert a.keys() == b.keys()
+  for k in a:
+    assert (math.isnan(a[k]) and math.isnan(b[k])) or a[k] == b[k], (k, a[k], b[k])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["teacher", "visual", "ccd"])
+def test_stage_trains_scores_and_writes_predictions(runs, stage):
+  root, configs, results = runs
+  with open(root / stage / "metrics.json") as f:
+    metrics = json.load(f)
+  _same_metrics(metrics, results[stage])
+  assert metrics["step"] == 2
+  # Every validation recipe with n steps has a record for k = 1..min(8, n - 1), reference = step k + 1.
+  source = _source(configs[stage], "validation")
+  recipes = {_text(source[i]["recipe"]): _steps(source[i]) for i in range(len(source))}
+  records = _read_jsonl(root / stage / "predictions.jsonl")
+  assert all(set(r) == {"recipe", "k", "observed", "prediction", "reference"} for r in records)
+  assert sorted((r["recipe"], r["k"]) for r in records) == sorted(
+      (name, k) for name, steps in recipes.items() for k in range(1, min(8, len(steps) - 1) + 1))
+  for r in records:
+    steps = recipes[r["recipe"]]
+    assert r["k"] >= 1 and r["reference"] == steps[r["k"]] and r["observed"] == steps[:r["k"]]
+    assert isinstance(r["prediction"], str)
+  # k-averaged and per-k keys; the average is the unweighted mean over k; METEOR is NaN without Java.
+  ks = sorted({r["k"] for r in records})
+  assert ks[0] == 1 and len(ks) >= 2
+  for m in SCORED:
+    per_k = [metrics[f"eval/k{k}/{m}"] for k in ks]
+    assert all(math.isfinite(v) and v >= 0 for v in per_k)
+    assert metrics[f"eval/{m}"] == pytest.approx(np.mean(per_k), rel=1e-9, abs=1e-15)
+    assert metrics[f"eval/{m}"] <= (10.0 if m == "cider" else 1.0)
+  assert math.isnan(metrics["eval/meteor"]) and math.isnan(metrics["eval/k1/meteor"])
+  # The file holds exactly what was scored.
+  rescored = captions.anticipation_caption_metrics(records)
+  _same_metrics({f"eval/{k}": v for k, v in rescored.items()}, {k: v for k, v in metrics.items() if k != "step"})
+
+
+@pytest.mark.slow
+def test_teacher_exports_one_state_per_real_step(runs):
+  root, configs, _ = runs
+  dim = configs["teacher"].model.dim
+  for split, name in (("train", "train"), ("eval", "validation")):
+    path = root / "teacher" / next_step.STATES_FILE.format(split=split)
+    outputs = teacher_outputs.TeacherOutputs.load(str(path))
+    source = _source(configs["teacher"], name)
+    want = {next_step.step_key(source[i]["recipe"], s) for i in range(len(source))
+            for s in range(int(source[i]["num_steps"]))}
+    assert len(outputs) == len(want) and set(outputs.uids) == want
+    assert outputs.feature_dim == dim and outputs.num_classes == 0
+    _, states, present = outputs.lookup_batch(sorted(want))
+    assert present.all() and np.all(np.isfinite(states))
+    assert np.all(np.abs(states).max(axis=1) > 0)  # no step left at zero
+  assert not outputs.lookup("no-such-recipe#0")[2]
+
+
+def _ccd_trainer(configs, **distill):
+  c = configs["ccd"].copy_and_resolve_references()
+  c.distill.update(**distill)
+  return train.Trainer(c, devices=jax.devices()[:1])
+
+
+@pytest.mark.slow
+def test_cached_and_online_teacher_give_the_same_loss(runs):
+  root, configs, _ = runs
+  cached = _ccd_trainer(configs, teacher_outputs=str(root / "teacher" / "teacher_states_train.npz"))
+  online = _ccd_trainer(configs, teacher_outputs="", online_teacher=str(root / "teacher"))
+  assert "teacher_states" in cached.task.train_keys and "step_tokens" not in cached.task.train_keys
+  assert "step_tokens" in online.task.train_keys and "teacher_states" not in online.task.train_keys
+  state = cached.init_state()
+  # The online teacher's parameters are frozen inputs of the step, not part of the trained state; the
+  # teacher's projection head is trained with the student in both modes.
+  online_params = online.abstract_state.params
+  assert "encoder" in online.frozen["step_encoder"] and "encoder" not in online_params["step_encoder"]
+  assert jax.tree.structure(online_params) == jax.tree.structure(state.params)
+  assert "teacher_projection" in state.params
+  batch_a = next(cached.train_iterator())
+  batch_b = next(online.train_iterator())
+  np.testing.assert_array_equal(batch_a["target_tokens"], batch_b["target_tokens"])  # same recipes, order
+  rng = jax.random.key(3)
+  _, terms_a = jax.jit(cached.task.loss_fn)(state.params, batch_a, rng, cached.frozen)
+  # Online: the loss and its gradients w.r.t. the trained params and the frozen teacher, in one compile.
+  grad_fn = jax.value_and_grad(online.task.loss_fn, argnums=(0, 3), has_aux=True)
+  (_, terms_b), (grad_params, grad_frozen) = jax.jit(grad_fn)(state.params, batch_b, rng, online.frozen)
+  assert float(terms_a["teacher_coverage"]) == 1.0 == float(terms_b["teacher_coverage"])
+  assert float(terms_a["contrastive_loss"]) > 0.0
+  for k in ("contrastive_loss", "contrastive_accuracy", "word_loss", "loss"):
+    np.testing.assert_allclose(float(terms_a[k]), float(terms_b[k]), rtol=1e-5, err_msg=k)
+  # Gradients reach the teacher's projection head, never the frozen teacher.
+  assert float(np.abs(grad_params["teacher_projection"]["kernel"]).max()) > 0
+  assert all(np.all(g == 0) for g in jax.tree.leaves(grad_frozen))
+
+
+@pytest.mark.slow
+def test_predict_reproduces_the_final_evaluation(runs):
+  root, configs, results = runs
+  workdir = str(root / "teacher")
+  result = predict.run(configs["teacher"], workdir)
+  _same_metrics(result, results["teacher"])
+  path = os.path.join(workdir, "predictions_validation.jsonl")
+  assert _read_jsonl(path) == _read_jsonl(os.path.join(workdir, "predictions.jsonl"))
+
+
+@pytest.mark.slow
+def test_same_seed_gives_identical_metrics(runs):
+  root, configs, _ = runs
+  train.run(configs["visual"], str(root / "visual_again"))
+  with open(root / "visual" / "metrics.json") as f, open(root / "visual_again" / "metrics.json") as g:
+    assert f.read() == g.read()
+  assert (_read_jsonl(root / "visual" / "predictions.jsonl")
+          == _read_jsonl(root / "visual_again" / "predictions.jsonl"))
