@@ -74,7 +74,7 @@ def stage_config(stage: str, *, demo: bool = False) -> ml_collections.ConfigDict
   c.loss = ml_collections.ConfigDict({"label_smoothing": 0.0})
   c.optimizer.update(name="adamw", weight_decay=0.01, grad_clip=1.0)
   c.schedule.update(peak_lr=1e-3 if demo else 3e-4, warmup_steps=100, decay="cosine", end_factor=0.0)
-  steps = 1500 if demo else 20000
+  steps = 900 if demo else 20000
   c.train.update(batch_size=16 if demo else 32, steps=steps, log_every=100, eval_every=steps // 2 if demo else 2000,
                  checkpoint_every=steps // 2 if demo else 2000, profile_steps=0)
   c.eval = ml_collections.ConfigDict({"batch_size": 32 if demo else 64, "best_metric": "bleu4", "beam_width": 1 if demo else 5,

@@ -27,6 +27,8 @@ from tests.data.rulstm.test_frames import write_frames
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 _COMMAND = re.compile(r"^python -m anticipax\.\w+ ")
+# Sweeps launch many runs and are run for real by tests/test_launch.py (a 2-trial local launch + report).
+_RUN_ELSEWHERE = re.compile(r"^python -m anticipax\.(launch|report) ")
 
 # Chains: config files whose commands depend on each other's outputs run in this order, in one root.
 CHAINS = {
@@ -61,7 +63,7 @@ def _commands_in(text: str) -> list[str]:
       continue
     for part in line.split("&&"):
       part = part.strip()
-      if _COMMAND.match(part):
+      if _COMMAND.match(part) and not _RUN_ELSEWHERE.match(part):
         if part.endswith("\\"):
           pending = part.rstrip("\\").strip()
         else:
