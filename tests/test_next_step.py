@@ -195,3 +195,18 @@ def test_same_seed_gives_identical_metrics(runs):
     assert f.read() == g.read()
   assert (_read_jsonl(root / "visual" / "predictions.jsonl")
           == _read_jsonl(root / "visual_again" / "predictions.jsonl"))
+
+
+@pytest.mark.slow
+def test_online_teacher_adds_kl_on_the_word_distributions(runs):
+  root, configs, _ = runs
+  plain = _ccd_trainer(configs, teacher_outputs="", online_teacher=str(root / "teacher"))
+  with_kl = _ccd_trainer(configs, teacher_outputs="", online_teacher=str(root / "teacher"), word_kl=0.5)
+  assert "word_kl" in with_kl.task.train_metric_names and "word_kl" not in plain.task.train_metric_names
+  state = plain.init_state()
+  batch = next(plain.train_iterator())
+  rng = jax.random.key(5)
+  _, a = jax.jit(plain.task.loss_fn)(state.params, batch, rng, plain.frozen)
+  _, b = jax.jit(with_kl.task.loss_fn)(state.params, batch, rng, with_kl.frozen)
+  assert float(b["word_kl"]) > 0.0
+  np.testing.assert_allclose(float(b["loss"]), float(a["loss"]) + 0.5 * float(b["word_kl"]), rtol=1e-5)
