@@ -73,6 +73,11 @@ class Trainer:
     if self.global_batch_size % dp or self.global_batch_size % jax.process_count():
       raise ValueError(f"config.train.batch_size {self.global_batch_size} must divide by the data-parallel "
                        f"mesh size {dp} and the process count {jax.process_count()}")
+    # Gradient accumulation: the batch runs as `grad_accum_steps` microbatches, one optimizer update.
+    self.grad_accum = int(config.train.get("grad_accum_steps", 1))
+    if self.grad_accum < 1 or self.global_batch_size % (self.grad_accum * dp):
+      raise ValueError(f"config.train.grad_accum_steps {self.grad_accum}: the batch {self.global_batch_size} "
+                       f"must divide into that many microbatches, each divisible by the data-parallel size {dp}")
     self.local_batch_size = self.global_batch_size // jax.process_count()
     self.eval_batch_size = int(config.eval.get("batch_size") or self.global_batch_size)
     dummy = self.task.dummy_batch(self.global_batch_size)
@@ -122,8 +127,7 @@ class Trainer:
     rng = jax.random.fold_in(self.train_rng, state.step)
     frozen = jax.lax.stop_gradient(frozen)
     with nn.logical_axis_rules(self.rules):
-      grad_fn = jax.value_and_grad(self.task.loss_fn, has_aux=True)
-      (_, terms), grads = grad_fn(state.params, batch, rng, frozen)
+      terms, grads = self._loss_and_grads(state.params, batch, rng, frozen)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     grad_norm = optax.global_norm(grads)
@@ -135,6 +139,29 @@ class Trainer:
     step_metrics = self.metrics_cls.single_from_model_output(
         **terms, grad_norm=grad_norm, learning_rate=self.schedule(state.step))
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), step_metrics, finite
+
+  def _loss_and_grads(self, params, batch, rng, frozen):
+    """Loss terms and gradients of the batch; with accumulation, their mean over microbatches (a scan, so
+    only one microbatch's activations are live). Microbatch i holds rows i, i + k, ...: every device keeps
+    its share of each. Dropout keys fold in the microbatch index. A term averaged over a varying number of
+    entries (the past-action CE over labelled frames) becomes the mean of the microbatches' means, as
+    under data parallelism over k processes."""
+    grad_fn = jax.value_and_grad(self.task.loss_fn, has_aux=True)
+    k = self.grad_accum
+    if k == 1:
+      (_, terms), grads = grad_fn(params, batch, rng, frozen)
+      return terms, grads
+    micro = jax.tree.map(lambda x: x.reshape(x.shape[0] // k, k, *x.shape[1:]).swapaxes(0, 1), batch)
+
+    def body(total, i):
+      mb = jax.tree.map(lambda x, s: jax.lax.with_sharding_constraint(x[i], s), micro, self.batch_shardings)
+      (_, terms), grads = grad_fn(params, mb, jax.random.fold_in(rng, i), frozen)
+      return jax.tree.map(jnp.add, total, (terms, grads)), None
+
+    shapes = jax.eval_shape(lambda: grad_fn(params, jax.tree.map(lambda x: x[0], micro), rng, frozen))
+    zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), (shapes[0][1], shapes[1]))
+    total, _ = jax.lax.scan(body, zeros, jnp.arange(k))
+    return jax.tree.map(lambda x: x / k, total)
 
   def _eval_step(self, params, batch, frozen):
     with nn.logical_axis_rules(self.rules):

@@ -63,6 +63,12 @@ AVT_RECIPES = {
                                       clip=0.0, batch=64, epochs=50, warmup_epochs=5, schedule="cosine",
                                       losses=(1.0, 1.0, 1.0), window=(10, 1.0, 1.0), modalities=("ig65m",),
                                       verb_noun_heads=False),
+    # expts/12_egtea_avt.txt (AVT-b: ViT-B/16 on frames), one process: 3 clips at 5e-4
+    ("egtea_vitb", "world=1"): dict(backbone="vit", layers=2, heads=4, width=2048, block_dropout=0.1,
+                                    classifier_dropout=0.2, optimizer="sgd", lr=5e-4, wd=1e-6, decay_all=True,
+                                    clip=0.0, batch=3, epochs=10, warmup_epochs=5, schedule="cosine",
+                                    losses=(1.0, 1.0, 0.1), window=(10, 1.0, 0.5), modalities=("rgb",),
+                                    verb_noun_heads=False),
 }
 
 

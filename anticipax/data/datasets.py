@@ -7,6 +7,8 @@ per-example 0/1 fields marking evaluation subsets).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -44,19 +46,30 @@ def builder(cfg):
   if cfg.name in rulstm_builders.BUILDERS:
     config = rulstm_builders.make_config(
         split_id=cfg.get("split", 1), modalities=tuple(cfg.modalities), num_frames=cfg.num_frames,
-        fps=cfg.fps, tau_a=cfg.tau_a)
+        fps=cfg.fps, tau_a=cfg.tau_a, inputs=cfg.get("inputs", "features"))
     return rulstm_builders.load(cfg.name, data_dir=cfg.get("tfds_data_dir"),
-                                manual_dir=cfg.get("manual_dir"), config=config)
+                                manual_dir=cfg.get("manual_dir"), config=config,
+                                frames_dir=cfg.get("frames_dir"))
   raise DataError(f"config key data.name: unknown dataset {cfg.name!r}; known: {', '.join(NAMES)}")
 
 
+def frames_root(cfg) -> str:
+  """The frame folder of a frames dataset: `data.frames_dir`, else `<manual dir>/frames`."""
+  if cfg.get("frames_dir"):
+    return os.path.expanduser(cfg.frames_dir)
+  manual_dir = cfg.get("manual_dir") or rulstm_builders.default_manual_dir(cfg.name, cfg.get("tfds_data_dir"))
+  return os.path.join(manual_dir, "frames")
+
+
 def info_from_metadata(meta, example) -> DatasetInfo:
+  """Frames datasets (JPEG bytes in `frames`, no `features`) have feature_dim 0."""
   actions = np.asarray(meta["actions"], np.int32).reshape(-1, 2)
   many_shot = meta.get("many_shot")
+  inputs = example["features"] if "features" in example else example["frames"]
   return DatasetInfo(
       num_classes=len(actions), num_verbs=len(meta["verbs"]), num_nouns=len(meta["nouns"]),
-      actions=actions, feature_dim=int(example["features"].shape[-1]),
-      num_frames=int(example["features"].shape[0]), action_names=tuple(meta["action_names"]),
+      actions=actions, feature_dim=int(inputs.shape[-1]) if "features" in example else 0,
+      num_frames=int(inputs.shape[0]), action_names=tuple(meta["action_names"]),
       verb_names=tuple(meta["verbs"]), noun_names=tuple(meta["nouns"]),
       many_shot={k: np.asarray(v, np.int64) for k, v in many_shot.items()} if many_shot else None,
       eval_flags=tuple(meta.get("eval_flags", ())))

@@ -4,12 +4,18 @@ Training: every process reads its own slice of the examples (`process_index::pro
 deterministically from the seed and reshuffled every epoch, batched to its share of the global batch.
 The iterator state (`{"next_index": n}`) is saved with every checkpoint. Evaluation: one pass in file
 order, the last batch padded and flagged by `mask`, every process running the same number of batches.
+
+Per-example work (reading, a task's `preprocess`: tokenization, JPEG decoding, augmentation) runs in
+grain's reader threads. A training `preprocess` that takes an `rng` argument gets a `np.random.Generator`
+seeded from (seed, epoch, example index): an example's augmentation depends on nothing else (not the
+process count, the thread timing or the point a run resumed from). Evaluation passes no `rng`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 import dataclasses
+import inspect
 import math
 from typing import Any
 
@@ -48,11 +54,11 @@ class Splits:
 _DEVICE_DTYPES = {np.dtype(np.int64): np.int32, np.dtype(np.float64): np.float32}
 
 
-def _select(keys: Sequence[str], preprocess: Callable[[Any], dict] | None = None):
+def _select(keys: Sequence[str], preprocess: Callable[..., dict] | None = None):
   """Keeps `keys` as numpy arrays; 64-bit values (TFDS returns Python ints) become 32-bit."""
-  def fn(example):
+  def fn(example, **kwargs):
     if preprocess is not None:
-      example = preprocess(example)
+      example = preprocess(example, **kwargs)
     out = {}
     for k in keys:
       x = np.asarray(example[k])
@@ -77,24 +83,39 @@ def train_iterator(source, *, keys: Sequence[str], batch_size: int, seed: int,
     keys: example fields to keep (strings are dropped from device batches).
     batch_size: examples per batch on this process (L = global batch / process count).
     seed: shuffle seed; epoch e uses a permutation derived from (seed, e).
-    preprocess: optional host-side transform of each example (e.g. tokenization), before `keys`.
+    preprocess: optional host-side transform of each example (e.g. tokenization), before `keys`; one
+      with an `rng` parameter also gets a generator seeded from (seed, epoch, example index).
     process_index / process_count: which rows of every global batch this process reads.
   """
   global_batch = batch_size * process_count
-  if len(source) < global_batch:
-    raise DataError(f"{len(source)} training examples, fewer than one global batch of {global_batch}")
-  stream = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
+  n = len(source)
+  if n < global_batch:
+    raise DataError(f"{n} training examples, fewer than one global batch of {global_batch}")
+  order = grain.MapDataset.range(n).shuffle(seed=seed).repeat(None)  # stream position -> example index
   offset = process_index * batch_size
+  select = _select(keys, preprocess)
+  with_rng = preprocess is not None and _takes_rng(preprocess)
 
   def example(k):  # k-th example this process reads
-    return stream[(k // batch_size) * global_batch + offset + k % batch_size]
+    position = (k // batch_size) * global_batch + offset + k % batch_size
+    index = int(order[position])
+    if with_rng:
+      return select(source[index], rng=np.random.default_rng((seed, position // n, index)))
+    return select(source[index])
 
-  ds = grain.MapDataset.range(_ENDLESS).map(example).map(_select(keys, preprocess))
+  ds = grain.MapDataset.range(_ENDLESS).map(example)
   ds = ds.batch(batch_size, drop_remainder=True)
   return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)))
 
 
 _ENDLESS = 2**62  # examples a training iterator can produce (the stream repeats forever)
+
+
+def _takes_rng(fn: Callable[..., Any]) -> bool:
+  try:
+    return "rng" in inspect.signature(fn).parameters
+  except (TypeError, ValueError):  # builtins without a signature
+    return False
 
 
 def num_eval_batches(num_examples: int, batch_size: int, process_count: int = 1) -> int:

@@ -17,9 +17,11 @@ import numpy as np
 
 from anticipax import losses
 from anticipax import metrics
+from anticipax.data import frames
 from anticipax.data import teacher_outputs
 from anticipax.data.pipeline import Splits
 from anticipax.models.avt import build_avt
+from anticipax.models.vit_import import load_vit
 from anticipax.tasks import base
 
 
@@ -31,6 +33,11 @@ class AnticipationTask(base.Task):
   The teacher is either cached (`distill.teacher_outputs`: files exported by a teacher run, several =
   an ensemble; segments without an entry are masked out of the distillation loss) or online
   (`distill.online_teacher`: a teacher workdir whose frozen model runs inside the train step).
+
+  With a "vit" backbone (AVT-b) the examples hold JPEG bytes (`frames`); `preprocess` decodes and augments
+  them in the input pipeline's threads into uint8 `frames` [T, H, W, 3] (training: one random view) or
+  [V, T, H, W, 3] (evaluation: V = crops x flips), normalised on the device. `predict` runs every view and
+  averages the scores (logits) over views, as AVT's multi-crop evaluation does.
   """
 
   def __init__(self, config, splits: Splits):
@@ -40,7 +47,14 @@ class AnticipationTask(base.Task):
     self.kind = self.distill.get("kind", "")
     if self.kind not in ("", "kl", "contrastive"):
       raise ValueError(f"config.distill.kind: unknown {self.kind!r} (kl, contrastive or empty)")
-    keys = ["features", "past_actions", "action", "verb", "noun"]
+    backbone = config.model.backbone
+    self.vit = backbone.get("kind") == "vit"
+    if (config.data.get("inputs", "features") == "frames") != self.vit:
+      raise ValueError("config.data.inputs=frames (JPEG frames) goes with config.model.backbone.kind=vit, and "
+                       "pre-extracted features with the identity or linear backbones")
+    self.input_key = "frames" if self.vit else "features"
+    self.transform = frames.ClipTransform.from_config(config.data) if self.vit else None
+    keys = [self.input_key, "past_actions", "action", "verb", "noun"]
     self.eval_keys = tuple(keys) + tuple(info.eval_flags)
     self.cached = self.online = None
     distill_dim = 0
@@ -60,6 +74,13 @@ class AnticipationTask(base.Task):
                            num_nouns=info.num_nouns,
                            distill_dim=distill_dim if self.kind == "contrastive" else 0)
     self.weights = config.loss
+    if self.vit:
+      size = self.model.backbone.config.image_size
+      if size != (self.transform.crop_size,) * 2:
+        raise ValueError(f"config.data.crop_size {self.transform.crop_size} differs from the ViT's image size "
+                         f"{size} (config.model.backbone.image_size)")
+      self.pixel_mean = tuple(backbone.get("pixel_mean", (0.5, 0.5, 0.5)))
+      self.pixel_std = tuple(backbone.get("pixel_std", (0.5, 0.5, 0.5)))
 
   @property
   def train_metric_names(self) -> tuple[str, ...]:
@@ -70,7 +91,13 @@ class AnticipationTask(base.Task):
       names += ["distill_loss", "teacher_coverage"]
     return tuple(names)
 
-  def preprocess(self, example):
+  def preprocess(self, example, rng: np.random.Generator | None = None):
+    """Host side, in the pipeline's threads: decodes/augments frames (`rng`: training), adds teacher inputs."""
+    if self.vit:
+      name, numbers = f"video {_text(example['video'])!r}", example.get("frame_numbers")
+      pixels = (self.transform.train(example["frames"], rng, name=name, frame_numbers=numbers)
+                if rng is not None else self.transform.eval(example["frames"], name=name, frame_numbers=numbers))
+      example = {**example, "frames": pixels}
     if self.cached is not None:
       logits, features, present = self.cached.lookup(_text(example["uid"]))
       example = {**example, "teacher_logits": logits, "teacher_mask": np.float32(present)}
@@ -83,23 +110,41 @@ class AnticipationTask(base.Task):
   def dummy_batch(self, batch_size: int, eval: bool = False) -> dict[str, np.ndarray]:  # pylint: disable=redefined-builtin
     t, d = self.info.num_frames, self.info.feature_dim
     shapes = {"features": (t, d), "past_actions": (t,)}
+    if self.vit:
+      c, views = self.transform.crop_size, (self.transform.num_views,) if eval else ()
+      shapes["frames"] = (*views, t, c, c, 3)
     if self.cached is not None:
       shapes.update(teacher_logits=(self.info.num_classes,), teacher_features=(self.cached.feature_dim,))
     if self.online is not None:
       shapes.update(input_ids=(self.online.text.max_len,), attention_mask=(self.online.text.max_len,))
-    floats = ("features", "teacher_logits", "teacher_features", "teacher_mask")
-    return {k: np.zeros((batch_size, *shapes.get(k, ())), np.float32 if k in floats else np.int32)
+    dtypes = {k: np.float32 for k in ("features", "teacher_logits", "teacher_features", "teacher_mask")}
+    dtypes["frames"] = np.uint8
+    return {k: np.zeros((batch_size, *shapes.get(k, ())), dtypes.get(k, np.int32))
             for k in (self.eval_keys if eval else self.train_keys)}
+
+  def inputs(self, batch) -> jax.Array:
+    """The model's input: features as they are, or frames normalised to the backbone's range."""
+    if self.vit:
+      return frames.normalize(batch["frames"], self.pixel_mean, self.pixel_std)
+    return batch["features"]
+
+  def pretrained_params(self):
+    """The ViT of `model.backbone.pretrained` (an .npz or HF directory) for a "vit" backbone."""
+    path = self.config.model.backbone.get("pretrained") if self.vit else None
+    if not path:
+      return None
+    _, params = load_vit(os.path.expanduser(path), self.model.backbone.config)
+    return {"backbone": {"vit": params}}
 
   def frozen_params(self):
     return None if self.online is None else self.online.frozen()
 
   def init(self, rng: jax.Array, batch: dict[str, jax.Array]) -> Any:
-    return self.model.init({"params": rng}, batch["features"], train=False)["params"]
+    return self.model.init({"params": rng}, self.inputs(batch), train=False)["params"]
 
   def loss_fn(self, params, batch, rng, frozen) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Weighted sum of the AVT losses on one training batch."""
-    outputs, aux = self.model.apply({"params": params}, batch["features"], train=True,
+    outputs, aux = self.model.apply({"params": params}, self.inputs(batch), train=True,
                                     rngs={"dropout": rng})
     mask = batch.get("mask")
     w = self.weights
@@ -141,8 +186,17 @@ class AnticipationTask(base.Task):
     return loss, jnp.mean(m)
 
   def predict(self, params, batch, frozen) -> dict[str, jax.Array]:
-    """Evaluation outputs, with the labels carried along so the host can score them."""
-    outputs, _ = self.model.apply({"params": params}, batch["features"], train=False)
+    """Evaluation outputs, with the labels carried along so the host can score them.
+
+    Several views per example (frames [B, V, T, H, W, 3]) run as B * V clips; their outputs are averaged.
+    """
+    x = self.inputs(batch)
+    views = x.shape[1] if self.vit and x.ndim == 6 else 0
+    if views:
+      x = x.reshape(-1, *x.shape[2:])
+    outputs, _ = self.model.apply({"params": params}, x, train=False)
+    if views:
+      outputs = {k: jnp.mean(v.reshape(-1, views, *v.shape[1:]), axis=1) for k, v in outputs.items()}
     return {**outputs, **{k: batch[k] for k in ("action", "verb", "noun", *self.info.eval_flags)}}
 
   def evaluate(self, outputs: dict[str, np.ndarray], source=None) -> dict[str, float]:

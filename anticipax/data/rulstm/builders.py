@@ -9,6 +9,12 @@ each of those frames, the labels and the ids of the previous actions in the vide
 No label leaks from evaluation into training: a training example's history and per-frame labels come
 from the training annotations only; an evaluation example sees the training annotations plus those of
 its own split (the ground-truth past of that video, never its own label).
+
+The frames variant (`inputs="frames"`, for AVT-b) stores, instead of `features`, the JPEG bytes of the
+observed frames read from a frame folder (`anticipax.data.frames`, DATA_FORMATS.md section 3):
+`frames` (object [T] of bytes) and `frame_numbers` (int32 [T], 1-based); decoding and augmentation
+happen in the input pipeline's workers. A missing or unreadable frame stops the build with an error
+naming the file.
 """
 
 from __future__ import annotations
@@ -25,7 +31,10 @@ from anticipax import metrics
 from anticipax.data.rulstm import reader as rulstm
 from anticipax.data import windows
 from anticipax.data.errors import DataError
+from anticipax.data.frames import FrameFolder
 from anticipax.data.rulstm.lmdb_features import LmdbFeatures
+
+INPUTS = ("features", "frames")
 
 
 @dataclasses.dataclass
@@ -38,15 +47,20 @@ class RulstmConfig(tfds.core.BuilderConfig):
   fps: float = 1.0
   tau_a: float = 1.0
   video_fps: float = 30.0
+  inputs: str = "features"  # "features": LMDB feature vectors; "frames": JPEG bytes from a frame folder
 
 
 def make_config(*, split_id: int = 1, modalities=("rgb",), num_frames: int = 10, fps: float = 1.0,
-                tau_a: float = 1.0) -> RulstmConfig:
+                tau_a: float = 1.0, inputs: str = "features") -> RulstmConfig:
   """A builder config whose name encodes every field, so different windows never share files."""
-  mods = tuple(modalities)
-  name = f"s{split_id}_{'-'.join(mods)}_t{num_frames}_fps{fps:g}_ta{tau_a:g}".replace(".", "p")
+  if inputs not in INPUTS:
+    raise ValueError(f"config key data.inputs: unknown {inputs!r}; known: {', '.join(INPUTS)}")
+  mods = tuple(modalities) if inputs == "features" else ()
+  what = "-".join(mods) if inputs == "features" else "frames"
+  name = f"s{split_id}_{what}_t{num_frames}_fps{fps:g}_ta{tau_a:g}".replace(".", "p")
   return RulstmConfig(name=name, split_id=split_id, modalities=mods, num_frames=num_frames, fps=fps,
-                      tau_a=tau_a, description=f"{num_frames} frames at {fps:g} fps, {tau_a:g} s ahead")
+                      tau_a=tau_a, inputs=inputs,
+                      description=f"{num_frames} {inputs} at {fps:g} fps, {tau_a:g} s ahead")
 
 
 class _RulstmBuilder(tfds.core.GeneratorBasedBuilder):
@@ -58,13 +72,18 @@ class _RulstmBuilder(tfds.core.GeneratorBasedBuilder):
   DATASET: str = ""
   LABELED_SPLITS: dict[str, str] = {}  # split name -> csv file
   UNLABELED_SPLITS: dict[str, str] = {}
+  frames_dir: str | None = None  # frames variant: the frame folder (default: <manual dir>/frames)
 
   def _info(self) -> tfds.core.DatasetInfo:
     t = self.builder_config.num_frames
+    if self.builder_config.inputs == "frames":
+      inputs = {"frames": tfds.features.Tensor(shape=(t,), dtype=np.object_),  # JPEG bytes
+                "frame_numbers": tfds.features.Tensor(shape=(t,), dtype=np.int32)}
+    else:
+      inputs = {"features": tfds.features.Tensor(shape=(t, None), dtype=np.float32)}
     features = {
         "uid": tfds.features.Text(), "video": tfds.features.Text(),
-        "start_frame": tfds.features.Scalar(np.int32),
-        "features": tfds.features.Tensor(shape=(t, None), dtype=np.float32),
+        "start_frame": tfds.features.Scalar(np.int32), **inputs,
         "past_actions": tfds.features.Tensor(shape=(t,), dtype=np.int32),
         "action": tfds.features.Scalar(np.int32), "verb": tfds.features.Scalar(np.int32),
         "noun": tfds.features.Scalar(np.int32),
@@ -101,17 +120,22 @@ class _RulstmBuilder(tfds.core.GeneratorBasedBuilder):
       segments = rulstm.read_segments(path, labeled=split in self.LABELED_SPLITS)
       vocab.check(segments, path)
       splits[split] = segments
-    features = LmdbFeatures(root, cfg.modalities)
+    if cfg.inputs == "frames":
+      features = FrameFolder(self.frames_dir or root / "frames")
+      dim = 0
+    else:
+      features = LmdbFeatures(root, cfg.modalities)
+      dim = features.dim
     self.info.metadata.update({
         "verbs": list(vocab.verb_names), "nouns": list(vocab.noun_names),
         "actions": vocab.actions.tolist(), "action_names": list(vocab.action_names),
-        "feature_dim": features.dim, **self._extra_metadata(root, vocab)})
+        "feature_dim": dim, **self._extra_metadata(root, vocab)})
     train = splits["train"]
     return {split: self._generate_examples(root, split, segments, train if split == "train" else
                                            train + segments, features)
             for split, segments in splits.items()}
 
-  def _generate_examples(self, root, split, segments, context, features: LmdbFeatures):
+  def _generate_examples(self, root, split, segments, context, features: LmdbFeatures | FrameFolder):
     cfg = self.builder_config
     past = rulstm.HistoryIndex([s for s in context if s.labeled])
     by_video: dict[str, list[rulstm.Segment]] = {}
@@ -132,9 +156,13 @@ class _RulstmBuilder(tfds.core.GeneratorBasedBuilder):
       # A frame belongs to the past only if it is before this segment starts (the window ends tau_a
       # earlier, but a segment overlapping the window must not reveal this segment's own label).
       in_progress = np.where(frames < s.start_frame, in_progress, -1).astype(np.int32)
+      if cfg.inputs == "frames":
+        inputs = {"frames": np.array(features.read(s.video, frames), dtype=object),
+                  "frame_numbers": frames.astype(np.int32)}
+      else:
+        inputs = {"features": features.read(s.video, frames)}
       yield s.uid, {
-          "uid": s.uid, "video": s.video, "start_frame": s.start_frame,
-          "features": features.read(s.video, frames), "past_actions": in_progress,
+          "uid": s.uid, "video": s.video, "start_frame": s.start_frame, **inputs, "past_actions": in_progress,
           "action": s.action, "verb": s.verb, "noun": s.noun,
           "history": past.before(s.video, s.start_frame).astype(np.int32), **flags[s.uid]}
     logging.info("%s/%s: %d of %d segments start less than %.2f s into their video; their windows "
@@ -214,12 +242,17 @@ def default_manual_dir(name: str, data_dir: str | None) -> str:
   return os.path.join(base, "downloads", "manual", name)
 
 
-def load(name: str, *, data_dir: str | None, manual_dir: str | None, config: RulstmConfig):
-  """Prepares (once) and returns the builder of dataset `name` for `config`."""
+def load(name: str, *, data_dir: str | None, manual_dir: str | None, config: RulstmConfig,
+         frames_dir: str | None = None):
+  """Prepares (once) and returns the builder of dataset `name` for `config`.
+
+  `frames_dir`: the frame folder of a frames config (default: `<manual_dir>/frames`).
+  """
   # TFDS refuses a config named like a registered one unless it is that very object; the name encodes
   # every field, so the same name is the same config.
   config = {c.name: c for c in BUILDERS[name].BUILDER_CONFIGS}.get(config.name, config)
   builder = BUILDERS[name](data_dir=data_dir, config=config, file_format="array_record")
+  builder.frames_dir = os.path.expanduser(frames_dir) if frames_dir else None
   if not builder.is_prepared():
     manual_dir = manual_dir or default_manual_dir(name, data_dir)
     if not os.path.isdir(manual_dir):
