@@ -817,6 +817,7 @@ def test_teacher_errors_found_by_fuzzing(tmp_path, arrays, cut, message):
 FUZZED = {"action_text.read_corpus", "rulstm.lmdb_features.LmdbFeatures.read", "rulstm.reader.read_actions",
           "rulstm.reader.read_id_list", "rulstm.reader.read_many_shot", "rulstm.reader.read_segments",
           "rulstm.reader.read_uid_list", "teacher_outputs.TeacherOutputs.load",
+          "frames.FrameFolder.read",
           # Fuzzed in tests/data/tasty/test_fuzz_readers.py.
           "tasty.reader.read_alignment", "tasty.reader.read_features", "tasty.reader.read_fps",
           "tasty.reader.read_id2word", "tasty.reader.read_name_list", "tasty.reader.read_recipe_xml",
