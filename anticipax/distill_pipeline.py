@@ -30,12 +30,6 @@ from anticipax.tasks import mlm as mlm_task
 from anticipax.tasks import next_step
 from anticipax.tasks.anticipation import teacher_output_paths
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "A pipeline config (configs/demo_kd.py).",
-                                          lock_config=False)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Each stage runs in <workdir>/<stage>.")
-flags.mark_flags_as_required(["config", "workdir"])
-
-
 def _corpus_tokenizer(stage_config, out_dir: str) -> str:
   """Builds (once) a word-level tokenizer over the stage's text (the MLM corpus, or the training step
   sentences of a next-step teacher); returns its directory."""
@@ -136,9 +130,10 @@ def summarize(config, results: dict[str, list[dict]], workdir: str) -> dict:
 def main(argv):
   del argv
   runtime.setup()
+  config, workdir = flags.FLAGS.config, flags.FLAGS.workdir
   try:
-    results = run(_CONFIG.value, _WORKDIR.value)
-    summary = summarize(_CONFIG.value, results, _WORKDIR.value)
+    results = run(config, workdir)
+    summary = summarize(config, results, workdir)
   except DataError as e:
     sys.exit(f"anticipax: {e}")
   except Unfinished as e:
@@ -147,8 +142,15 @@ def main(argv):
   print("\n" + compare.format_table(summary))
   if "mlm_accuracy" in summary:
     print(f"MLM pretraining: held-out masked-token accuracy {100 * summary['mlm_accuracy']:.2f} %.")
-  print(f"Written to {os.path.join(_WORKDIR.value, 'comparison.md')} and comparison.json.")
+  print(f"Written to {os.path.join(workdir, 'comparison.md')} and comparison.json.")
 
+
+def _define_flags():
+  """The program's flags, defined only when it runs (so its functions import beside other entry points)."""
+  config_flags.DEFINE_config_file("config", None, "A pipeline config (configs/demo_kd.py).", lock_config=False)
+  flags.DEFINE_string("workdir", None, "Each stage runs in <workdir>/<stage>.")
+  flags.mark_flags_as_required(["config", "workdir"])
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

@@ -24,6 +24,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
 from absl import logging
 import grain
 import jax
@@ -43,7 +44,6 @@ from anticipax.models.avt import vit_backbone_config
 from anticipax.models.vit import ViT
 from anticipax.models.vit_import import load_vit
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "A config with an `extract` section.", lock_config=True)
 
 
 def _key(video: str, frame: int) -> bytes:
@@ -203,7 +203,7 @@ def extract(config, *, progress: bool = True) -> dict:
 def main(argv):
   del argv
   runtime.setup()
-  config = _CONFIG.value
+  config = flags.FLAGS.config
   if "extract" not in config:
     sys.exit("anticipax: the config has no `extract` section (see configs/egtea_vitb.py)")
   try:
@@ -214,5 +214,12 @@ def main(argv):
         f"({result['dim']}-d; {result['skipped']} videos were already there)")
 
 
+def _define_flags():
+  """The program's flags, defined only when it runs (so its functions import beside other entry points)."""
+  config_flags.DEFINE_config_file("config", None, "A config with an `extract` section.", lock_config=True)
+  flags.mark_flags_as_required(["config"])
+
+
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

@@ -24,12 +24,6 @@ from anticipax import train
 from anticipax.data import datasets
 from anticipax.data.errors import DataError
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "The run's config.", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "The run's workdir (holds best/ and checkpoints/).")
-_SPLIT = flags.DEFINE_string("split", None, "Split to predict; default: the config's eval split.")
-_OUTPUT = flags.DEFINE_string("output", None, "Write an EPIC-Kitchens submission JSON here.")
-_CHECKPOINT = flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint to use.")
-flags.mark_flags_as_required(["config", "workdir"])
 
 
 def submission_uid(uid: str) -> str:
@@ -73,8 +67,8 @@ def main(argv):
   del argv
   runtime.setup()
   try:
-    result = run(_CONFIG.value, _WORKDIR.value, split=_SPLIT.value, output=_OUTPUT.value,
-                 checkpoint=_CHECKPOINT.value)
+    f = flags.FLAGS
+    result = run(f.config, f.workdir, split=f.split, output=f.output, checkpoint=f.checkpoint)
   except (DataError, FileNotFoundError) as e:
     sys.exit(f"anticipax: {e}")
   if "output" in result:
@@ -83,5 +77,15 @@ def main(argv):
     print(train.format_metrics(result))
 
 
+def _define_flags():
+  """The program's flags, defined only when it runs (so `run` imports beside other entry points)."""
+  config_flags.DEFINE_config_file("config", None, "The run's config.", lock_config=True)
+  flags.DEFINE_string("workdir", None, "The run's workdir (holds best/ and checkpoints/).")
+  flags.DEFINE_string("split", None, "Split to predict; default: the config's eval split.")
+  flags.DEFINE_string("output", None, "Write an EPIC-Kitchens submission JSON here.")
+  flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint to use.")
+  flags.mark_flags_as_required(["config", "workdir"])
+
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

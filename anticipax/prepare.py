@@ -10,20 +10,20 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
 from ml_collections import config_flags
 
 from anticipax import runtime
 from anticipax.data import datasets
 from anticipax.data.errors import DataError
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config.", lock_config=True)
 
 
 def main(argv):
   del argv
   runtime.setup()
   try:
-    builder = datasets.builder(_CONFIG.value.data)
+    builder = datasets.builder(flags.FLAGS.config.data)
   except DataError as e:
     sys.exit(f"anticipax: {e}")
   print(f"{builder.name} ({builder.builder_config.name}) in {builder.data_dir}")
@@ -31,5 +31,11 @@ def main(argv):
     print(f"  {name:<12s} {split.num_examples:>8d} examples")
 
 
+def _define_flags():
+  """The program's flags, defined only when it runs."""
+  config_flags.DEFINE_config_file("config", None, "Experiment config.", lock_config=True)
+  flags.mark_flags_as_required(["config"])
+
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)
