@@ -19,6 +19,7 @@ import orbax.checkpoint as ocp
 RUN_CONTROL = ("train.max_steps_per_run", "train.log_every", "train.eval_every", "train.checkpoint_every",
                "train.keep_checkpoints", "train.async_checkpointing", "train.profile_steps",
                "train.profile_first_step", "data.num_threads", "data.tfds_data_dir", "data.manual_dir",
+               "data.frames_dir",
                "eval.batch_size")
 
 
