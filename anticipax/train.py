@@ -128,8 +128,11 @@ class Trainer:
     frozen = jax.lax.stop_gradient(frozen)
     with nn.logical_axis_rules(self.rules):
       terms, grads = self._loss_and_grads(state.params, batch, rng, frozen)
-    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
+    # Every gradient is complete before any parameter is overwritten: the update then runs in place on
+    # the donated buffers (without the barrier XLA copies every parameter it cannot prove unread).
+    grads, old_params = jax.lax.optimization_barrier((grads, state.params))
+    updates, opt_state = self.tx.update(grads, state.opt_state, old_params)
+    params = optax.apply_updates(old_params, updates)
     grad_norm = optax.global_norm(grads)
     finite = {**{k: jnp.isfinite(v) for k, v in terms.items()}, "gradient": jnp.isfinite(grad_norm)}
     if self.config.train.get("skip_nonfinite", False):  # keep the old state where anything blew up

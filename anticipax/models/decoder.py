@@ -25,7 +25,7 @@ import jax
 from jax import lax
 import jax.numpy as jnp
 
-from anticipax.models.layers import Dtype, Mlp, default_kernel_init, dense, layer_norm
+from anticipax.models.layers import Dtype, HeadsDense, Mlp, default_kernel_init, dense, layer_norm
 
 Cache = dict[str, Any]
 
@@ -51,19 +51,12 @@ class Attention(nn.Module):
   def setup(self):
     if self.dim % self.num_heads:
       raise ValueError(f"width {self.dim} is not divisible by num_heads {self.num_heads}")
-    head_dim = self.dim // self.num_heads
 
     def proj():
-      return nn.DenseGeneral(
-          (self.num_heads, head_dim), dtype=self.dtype,
-          kernel_init=nn.with_logical_partitioning(default_kernel_init, ("embed", "heads", "kv")),
-          bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), ("heads", "kv")))
+      return HeadsDense(self.dim, self.num_heads, dtype=self.dtype)
 
     self.query, self.key, self.value = proj(), proj(), proj()
-    self.out = nn.DenseGeneral(
-        self.dim, axis=(-2, -1), dtype=self.dtype,
-        kernel_init=nn.with_logical_partitioning(default_kernel_init, ("heads", "kv", "embed")),
-        bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), ("embed",)))
+    self.out = HeadsDense(self.dim, self.num_heads, split=False, dtype=self.dtype)
 
   def key_value(self, source: jax.Array) -> tuple[jax.Array, jax.Array]:
     """source [N, Lk, Din] -> keys, values [N, Lk, heads, head_dim]."""
