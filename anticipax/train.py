@@ -25,6 +25,7 @@ import flax
 from flax import traverse_util
 import flax.linen as nn
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -34,6 +35,7 @@ from anticipax import checkpointing
 from anticipax import optimizers
 from anticipax import sharding
 from anticipax import tasks
+from anticipax.data import buckets
 from anticipax.data import pipeline
 
 
@@ -197,13 +199,23 @@ class Trainer:
         seed=self.config.seed, process_index=jax.process_index(), process_count=jax.process_count(),
         num_threads=self.config.data.get("num_threads", 4))
 
+  def cut_padding(self, local: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """This process's batch cut to the task's length bucket (every process agrees on one length)."""
+    lengths = self.task.length_buckets
+    if not lengths:
+      return local
+    longest = buckets.longest_row(local[self.task.length_mask_key])
+    if jax.process_count() > 1:
+      longest = int(np.max(multihost_utils.process_allgather(np.int32(longest))))
+    return buckets.cut(local, self.task.padded_keys, buckets.bucket_for(longest, lengths))
+
   def batches(self, iterator, prefetch: int = 2) -> Iterator[tuple[dict, dict]]:
     """(iterator state after this batch, global device batch), `prefetch` batches transferred ahead."""
     queue = collections.deque()
 
     def put():
       local = next(iterator)
-      queue.append((iterator.get_state(), sharding.global_batch(local, self.mesh)))
+      queue.append((iterator.get_state(), sharding.global_batch(self.cut_padding(local), self.mesh)))
 
     for _ in range(prefetch):
       put()
@@ -218,7 +230,7 @@ class Trainer:
         source, keys=self.task.eval_keys, preprocess=self.task.preprocess,
         batch_size=self.eval_batch_size // jax.process_count(),
         process_index=jax.process_index(), process_count=jax.process_count()):
-      outputs.append(self.eval_step(params, sharding.global_batch(local, self.mesh)))
+      outputs.append(self.eval_step(params, sharding.global_batch(self.cut_padding(local), self.mesh)))
     host = jax.device_get(outputs)
     cat = {k: np.concatenate([o[k] for o in host]) for k in host[0]}
     keep = cat.pop("mask") > 0

@@ -14,8 +14,9 @@ The recipe, from the seed paper's released teacher code and README (`egtea_finet
 with balanced class weights; AdamW at a constant lr 1e-5, eps 1e-8, weight decay 1e-7; batch 16, 5
 epochs; the text of the previous 15 actions, its last 512 tokens kept.
 
-Deliberate differences: inputs are padded to `text.max_len` (static shapes, one compilation) where the
-released code pads each batch to its longest text; the logits are the same. Weight decay skips biases
+Deliberate differences: each batch is padded to the shortest length bucket holding its longest text
+(`text.length_buckets`: 16, 24, 32, 48, 64, ..., 512; one compilation per bucket) where the released
+code pads each batch to its longest text; the logits are the same. Weight decay skips biases
 and LayerNorm parameters (the released code's name filter skips biases only; at 1e-7 this is immaterial).
 The released student's EGTEA teacher file is named after DistilBERT: `--config.text.pretrained=
 distilbert-base-uncased` selects it.

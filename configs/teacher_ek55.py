@@ -11,7 +11,7 @@ the [CLS] state to action, verb and noun heads with losses weighted 0.7 / 0.15 /
 AdamW at a constant lr 1e-5, eps 1e-8, weight decay 1e-7; batch 16, 8 epochs; the text of the previous 5
 actions, its last 512 tokens kept.
 
-Deliberate differences: as configs/teacher_egtea.py (static padding, no decay on LayerNorm); the released
+Deliberate differences: as configs/teacher_egtea.py (length buckets, no decay on LayerNorm); the released
 EK55 training loader does not shuffle, this one does (every run here shuffles its training data).
 """
 

@@ -15,11 +15,18 @@ class Task:
 
   Attributes:
     train_keys / eval_keys: example fields (after `preprocess`) that go into device batches.
+    padded_keys / length_mask_key / length_buckets: length bucketing of padded token fields.
     model: the linen module being trained.
   """
 
   train_keys: tuple[str, ...] = ()
   eval_keys: tuple[str, ...] = ()
+  # Length bucketing (text tasks): the fields in `padded_keys` are [B, L] rows right-padded to L; the
+  # trainer cuts each batch to the shortest of `length_buckets` holding the longest row of
+  # `length_mask_key`. Empty `length_buckets`: batches keep their full, static length.
+  padded_keys: tuple[str, ...] = ()
+  length_mask_key: str = "attention_mask"
+  length_buckets: tuple[int, ...] = ()
 
   def __init__(self, config, splits: Splits):
     self.config = config

@@ -8,6 +8,7 @@ import numpy as np
 import optax
 
 from anticipax.data import action_text
+from anticipax.data import buckets
 from anticipax.data import datasets
 from anticipax.data import synthetic_kitchen
 from anticipax.data.errors import DataError
@@ -18,7 +19,7 @@ from anticipax.tasks import text_model
 
 
 def mask_tokens(rng: jax.Array, input_ids: jax.Array, maskable: jax.Array, *, mask_id: int, vocab_size: int,
-                rate: float = 0.15) -> tuple[jax.Array, jax.Array]:
+                rate: float = 0.15, draw_len: int = 0) -> tuple[jax.Array, jax.Array]:
   """BERT masking: each maskable token is selected with probability `rate`; a selected token becomes
   [MASK] 80 % of the time, a random token 10 %, and stays itself 10 %.
 
@@ -26,14 +27,18 @@ def mask_tokens(rng: jax.Array, input_ids: jax.Array, maskable: jax.Array, *, ma
     rng: key.
     input_ids: [B, T] token ids.
     maskable: [B, T] bool, False for padding and special tokens.
+    draw_len: if > T, the random draws are made for [B, draw_len] and cut to T, so a batch cut to a
+      length bucket gets the masks it would have had at its full padded length.
 
   Returns:
     (corrupted ids, selected [B, T] bool: the positions the loss predicts).
   """
   select_rng, kind_rng, token_rng = jax.random.split(rng, 3)
-  selected = maskable & (jax.random.uniform(select_rng, input_ids.shape) < rate)
-  kind = jax.random.uniform(kind_rng, input_ids.shape)
-  random_ids = jax.random.randint(token_rng, input_ids.shape, 0, vocab_size)
+  length = input_ids.shape[-1]
+  shape = (*input_ids.shape[:-1], max(draw_len, length))
+  selected = maskable & (jax.random.uniform(select_rng, shape)[..., :length] < rate)
+  kind = jax.random.uniform(kind_rng, shape)[..., :length]
+  random_ids = jax.random.randint(token_rng, shape, 0, vocab_size)[..., :length]
   corrupted = jnp.where(kind < 0.8, mask_id, jnp.where(kind < 0.9, random_ids, input_ids))
   return jnp.where(selected, corrupted, input_ids), selected
 
@@ -62,6 +67,8 @@ class MlmTask(base.Task):
     self.bert_config = text_model.bert_config(config.text, self.tokenizer)
     self.model = BertForMaskedLM(self.bert_config)
     self.max_len = int(config.text.max_len)
+    self.padded_keys = ("input_ids", "attention_mask")
+    self.length_buckets = buckets.bucket_lengths(self.max_len, config.text.get("length_buckets", "auto"))
     special = [self.tokenizer.pad_token_id, self.tokenizer.cls_token_id, self.tokenizer.sep_token_id]
     self.special_ids = np.array([i for i in special if i is not None], np.int32)
     self.mask_id = self.tokenizer.mask_token_id
@@ -90,7 +97,7 @@ class MlmTask(base.Task):
 
   def _mask(self, rng, ids, maskable):
     return mask_tokens(rng, ids, maskable, mask_id=self.mask_id, vocab_size=self.bert_config.vocab_size,
-                       rate=self.rate)
+                       rate=self.rate, draw_len=self.max_len)
 
   def _nll(self, params, batch, corrupted, selected, rngs=None):
     logits, _ = self.model.apply({"params": params}, corrupted, batch["attention_mask"], train=bool(rngs),

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from anticipax import losses
+from anticipax.data import buckets
 from anticipax.data import teacher_outputs
 from anticipax.models.text_teacher import TextClassifier
 from anticipax.tasks import base
@@ -44,6 +45,8 @@ class TeacherTask(base.Task):
     self.model = TextClassifier(self.bert_config, info.num_classes, info.num_verbs, info.num_nouns,
                                 dropout=config.model.get("dropout", 0.1))
     self.train_keys = ("input_ids", "attention_mask", "action", "verb", "noun")
+    self.padded_keys = ("input_ids", "attention_mask")
+    self.length_buckets = buckets.bucket_lengths(self.text.max_len, config.text.get("length_buckets", "auto"))
     self.eval_keys = self.train_keys + tuple(info.eval_flags)
     self.weights = config.loss
     # "balanced": each head's cross-entropy weighted by its own balanced class weights (as the seed
