@@ -127,7 +127,7 @@ def text_config(**overrides) -> ml_collections.ConfigDict:
                   "hidden_act": "gelu", "type_vocab_size": 2},
       "max_len": 64,
       # Each batch is cut to the shortest of these lengths that holds its longest text (one compilation
-      # per length; anticipax/data/buckets.py): "auto" = 16, 24, 32, 48, 64, ...; "none" = always max_len.
+      # per length; anticipax/data/buckets.py): "auto" = 16, 20, 24, 28, 32, 40, ... (<= 25 % padding); "none" = always max_len.
       "length_buckets": "auto",
       "hist_len": 15,      # most recent actions written as teacher text
       "template": "{verb} <v> {noun}",

@@ -15,8 +15,8 @@ with balanced class weights; AdamW at a constant lr 1e-5, eps 1e-8, weight decay
 epochs; the text of the previous 15 actions, its last 512 tokens kept.
 
 Deliberate differences: each batch is padded to the shortest length bucket holding its longest text
-(`text.length_buckets`: 16, 24, 32, 48, 64, ..., 512; one compilation per bucket) where the released
-code pads each batch to its longest text; the logits are the same. Weight decay skips biases
+(`text.length_buckets`: 16, 20, 24, 28, 32, 40, ..., 512, four per octave; one compilation per bucket
+reached) where the released code pads each batch to its longest text; the logits are the same. Weight decay skips biases
 and LayerNorm parameters (the released code's name filter skips biases only; at 1e-7 this is immaterial).
 The released student's EGTEA teacher file is named after DistilBERT: `--config.text.pretrained=
 distilbert-base-uncased` selects it.

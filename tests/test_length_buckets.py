@@ -12,10 +12,12 @@ from anticipax.tasks import mlm as mlm_task
 from configs import demo_kd
 
 
-def test_auto_buckets_grow_by_at_most_one_and_a_half():
-  assert buckets.bucket_lengths(128) == (16, 24, 32, 48, 64, 96, 128)
-  assert buckets.bucket_lengths(512)[-4:] == (192, 256, 384, 512)
-  assert buckets.bucket_lengths(100) == (16, 24, 32, 48, 64, 96, 100)
+def test_auto_buckets_pad_at_most_a_quarter_beyond_the_longest_row():
+  assert buckets.bucket_lengths(128) == (16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128)
+  assert buckets.bucket_lengths(512)[-6:] == (224, 256, 320, 384, 448, 512)
+  assert buckets.bucket_lengths(100) == (16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 100)
+  lengths = buckets.bucket_lengths(512)
+  assert all(buckets.bucket_for(n, lengths) <= max(16, 1.25 * n) for n in range(1, 513))
   assert buckets.bucket_lengths(12) == (12,)
   assert buckets.bucket_lengths(128, "none") == (128,)
   assert buckets.bucket_lengths(128, "") == (128,)
@@ -35,7 +37,7 @@ def test_a_batch_is_cut_to_the_bucket_of_its_longest_row():
   assert buckets.longest_row(mask) == 33
   assert buckets.longest_row(np.zeros((2, 8))) == 1
   lengths = buckets.bucket_lengths(64)
-  assert buckets.bucket_for(33, lengths) == 48 and buckets.bucket_for(48, lengths) == 48
+  assert buckets.bucket_for(33, lengths) == 40 and buckets.bucket_for(48, lengths) == 48
   assert buckets.bucket_for(1, lengths) == 16
   with pytest.raises(ValueError, match="longer than the longest bucket"):
     buckets.bucket_for(65, lengths)

@@ -18,14 +18,15 @@ MIN_BUCKET = 16
 def bucket_lengths(max_len: int, spec: str | Sequence[int] | None = "auto") -> tuple[int, ...]:
   """The padded lengths batches may take, ascending, always ending at `max_len`.
 
-  `spec`: "auto" = 16, 24, 32, 48, 64, 96, ... (powers of two and 1.5x between, at most ~1.5x padding)
-  below `max_len`; "none" (or empty) = `max_len` only (static padding); or explicit lengths ("32,64" or
-  a sequence), each in [1, max_len].
+  `spec`: "auto" = four lengths per octave, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, ... (2^k x 1, 1.25,
+  1.5, 1.75) below `max_len`, so a batch carries at most 25 % padding beyond its longest row (only the
+  lengths batches actually reach get compiled); "none" (or empty) = `max_len` only (static padding); or
+  explicit lengths ("32,64" or a sequence), each in [1, max_len].
   """
   if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("", "none", "off")):
     return (max_len,)
   if isinstance(spec, str) and spec.strip().lower() == "auto":
-    lengths = {n for k in range(4, 32) for n in (2**k, 3 * 2**(k - 1)) if MIN_BUCKET <= n < max_len}
+    lengths = {2**k * q // 4 for k in range(4, 32) for q in (4, 5, 6, 7) if MIN_BUCKET <= 2**k * q // 4 < max_len}
   else:
     items = spec.split(",") if isinstance(spec, str) else list(spec)
     try:
