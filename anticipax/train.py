@@ -1,9 +1,10 @@
 """The one trainer: state init, jitted sharded steps, loop, evaluation, checkpoints, writers.
 
-Follow one batch: `data.pipeline` yields this process's numpy slice -> `sharding.global_batch` makes it a
-global array split over the data axes -> `train_step` (jitted once, state donated) runs the task's loss
-under `value_and_grad` and the optimizer -> clu metrics are merged on device and written every
-`log_every` steps. Evaluation gathers the outputs of `task.predict` and scores them with `metrics.py`.
+Follow one batch: `data.pipeline` yields this process's numpy slice -> text tasks cut it to a length
+bucket (`cut_padding`) -> `sharding.global_batch` makes it a global array split over the data axes ->
+`train_step` (jitted once per shape, state donated) runs the task's loss under `value_and_grad` and the
+optimizer -> clu metrics are merged on device and written every `log_every` steps. Evaluation gathers
+the outputs of `task.predict` and scores them with `metrics.py`.
 """
 
 from __future__ import annotations

@@ -127,3 +127,25 @@ def test_mlm_with_buckets_matches_static_padding(tmp_path, demo_data_dir, tokeni
   runs = _run_both(c, tmp_path)
   for key, value in runs["none"].items():
     np.testing.assert_allclose(runs["auto"][key], value, rtol=1e-4, atol=1e-6, err_msg=key)
+
+
+def test_processes_agree_on_one_length(monkeypatch):
+  """With several processes every one cuts to the bucket of the longest row of any process's slice."""
+  trainer = train.Trainer.__new__(train.Trainer)  # cut_padding needs only the task's bucketing fields
+
+  class Task:
+    padded_keys, length_mask_key, length_buckets = ("input_ids", "attention_mask"), "attention_mask", (16, 32, 64)
+
+  trainer.task = Task()
+  mask = np.zeros((2, 64), np.int32)
+  mask[:, :10] = 1
+  local = {"input_ids": mask * 7, "attention_mask": mask, "action": np.arange(2)}
+  assert trainer.cut_padding(local)["input_ids"].shape == (2, 16)
+  gathered = []
+  monkeypatch.setattr(jax, "process_count", lambda: 2)
+  monkeypatch.setattr(train.multihost_utils, "process_allgather",
+                      lambda x: gathered.append(int(x)) or np.array([int(x), 40]))
+  out = trainer.cut_padding(local)
+  assert gathered == [10]  # this process's longest row went to the others
+  assert out["input_ids"].shape == (2, 64) and out["attention_mask"].shape == (2, 64)
+  assert out["action"].shape == (2,)
