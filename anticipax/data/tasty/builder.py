@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from anticipax.data.errors import DataError
+from anticipax.data.tasty import features as feature_files
 from anticipax.data.tasty import reader
 from anticipax.data.tasty import text
 
@@ -167,7 +168,7 @@ class TastyVideos(tfds.core.GeneratorBasedBuilder):
     collection = reader.Collection(root, c.split, drop=c.drop)
     # Every file is checked before anything is written; a later failure still leaves nothing,
     # since TFDS deletes its temporary directory when generation raises.
-    feature_dim = reader.check_features(collection, c.features, c.stride)
+    feature_dim = feature_files.check_features(collection, c.features, c.stride)
     truncated = sum(len(r.steps) > c.max_steps for rs in collection.splits.values() for r in rs)
     kept = {split: recipes for split, recipes in collection.splits.items() if recipes}
     if "train" not in kept:
@@ -195,7 +196,7 @@ class TastyVideos(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, root, recipes):
     c = self.builder_config
     for recipe in recipes:
-      features = reader.read_features(reader.features_path(c.features, root, recipe.name))
+      features = feature_files.read_features(feature_files.features_path(c.features, root, recipe.name))
       yield recipe.name, make_example(recipe, features, c)
 
 

@@ -42,6 +42,7 @@ from xml.sax import saxutils
 import numpy as np
 
 from anticipax.data.tasty import builder
+from anticipax.data.tasty import features as feature_files
 from anticipax.data.tasty import reader
 
 FEATURES_PATTERN = "features/{recipe}.npy"
@@ -304,7 +305,7 @@ def write_synthetic_tasty(root: str | os.PathLike, *, num_recipes: int = 600,
           _xml(f"https://example.invalid/{name}", ingredients, sentences))
     else:
       encoded[name] = (ingredients, sentences)
-    path = reader.features_path(FEATURES_PATTERN, root, name)
+    path = feature_files.features_path(FEATURES_PATTERN, root, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, _features(rng, prototype, steps, spans, length, stride, feature_dim,
                             step_noise_std, noise_std))

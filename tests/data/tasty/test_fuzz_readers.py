@@ -33,6 +33,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from anticipax.data.errors import DataError
+from anticipax.data.tasty import features as feature_files
 from anticipax.data.tasty import reader
 from anticipax.data.tasty import text as tasty_text
 from tests.data.tasty import fixtures as fx
@@ -624,7 +625,7 @@ def feature_arrays(draw):
 def test_features_round_trip(tmp_path, array, version, mmap):
   path = _fresh(tmp_path, "resnet50.npy")
   path.write_bytes(_npy(array, version))
-  got = reader.read_features(path, mmap=mmap)
+  got = feature_files.read_features(path, mmap=mmap)
   assert got.dtype == np.float32 and isinstance(got, np.memmap) == mmap
   np.testing.assert_array_equal(got, array)
 
@@ -685,7 +686,7 @@ def test_read_features(tmp_path, data):
     assert got.dtype == np.float32 and isinstance(got, np.memmap) == mmap
     assert got.shape == want.shape and got.tobytes() == want.tobytes()
 
-  _check(lambda: reader.read_features(path, mmap=mmap), path, lambda: expect_features(path.read_bytes()), compare)
+  _check(lambda: feature_files.read_features(path, mmap=mmap), path, lambda: expect_features(path.read_bytes()), compare)
 
 
 # -- vocabulary (text.Vocab.load) ------------------------------------------------------------------------
@@ -758,8 +759,8 @@ def test_vocab_load(tmp_path, data):
     (reader.read_recipe_xml, b"<?xml version='1.0' encoding='shift_jis'?><r/>", ":1: field 'xml': unsupported "),
     (reader.read_recipe_xml, b"<?xml version='1.0' encoding='idna'?><r/>", ":1: field 'xml': unsupported "),
     # zipfile.BadZipFile; MemoryError allocating the header's 21.8 TiB.
-    (reader.read_features, b"PK\x03\x04garbage", ": field 'features': cannot read as .npy: BadZipFile"),
-    (reader.read_features, _npy(np.zeros((2, 3), np.float32)).replace(b"(2, 3)", b"(2000000000000, 3)"),
+    (feature_files.read_features, b"PK\x03\x04garbage", ": field 'features': cannot read as .npy: BadZipFile"),
+    (feature_files.read_features, _npy(np.zeros((2, 3), np.float32)).replace(b"(2, 3)", b"(2000000000000, 3)"),
      ": field 'features': cannot read as .npy: ValueError: mmap length is greater than file size"),
     (tasty_text.Vocab.load, b"<pad>\r<bos>\r<eos>\r<unk>\ra\xff\n", ":5: not UTF-8: byte 0xff"),  # No line.
 ])
@@ -796,8 +797,8 @@ def test_object_arrays_are_never_unpickled(tmp_path):
   path.write_bytes(_npy(np.array([[Payload()]], dtype=object), allow_pickle=True))
   for mmap in (False, True):
     with pytest.raises(DataError, match=re.escape(f"{path}: field 'features': cannot read as .npy")):
-      reader.read_features(path, mmap=mmap)
+      feature_files.read_features(path, mmap=mmap)
   path.write_bytes(pickle.dumps(Payload()))
   with pytest.raises(DataError, match="field 'features'"):
-    reader.read_features(path)
+    feature_files.read_features(path)
   assert not marker.exists()

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from anticipax.data.errors import DataError
+from anticipax.data.tasty import features as feature_files
 from anticipax.data.tasty import reader
 from tests.data.tasty import fixtures as fx
 
@@ -196,12 +197,12 @@ def test_boundary_past_the_feature_rows(root):
   fx.replace_line(path, 2, "5,13")  # Rows 4..12, but the file has 12 rows (0..11).
   collection = reader.Collection(root, "split_4022")
   with pytest.raises(DataError) as e:
-    reader.check_features(collection, "{recipe_dir}/resnet50.npy", stride=5)
+    feature_files.check_features(collection, "{recipe_dir}/resnet50.npy", stride=5)
   npy = fx.recipe_dir(root, "alpha") / "resnet50.npy"
   assert str(e.value) == (f"{path}:2: field 'end': unit 13 (frame 65) needs feature row 12 but "
                           f"{npy} has 12 rows (one every 5 frames)")
   fx.replace_line(path, 2, "5,12")  # Row 11 is the last one: fine.
-  assert reader.check_features(reader.Collection(root, "split_4022"),
+  assert feature_files.check_features(reader.Collection(root, "split_4022"),
                                "{recipe_dir}/resnet50.npy", stride=5) == fx.DIM
 
 
@@ -222,18 +223,18 @@ def test_bad_features_file(root, bad, field):
   else:
     np.save(path, bad)
   with pytest.raises(DataError) as e:
-    reader.check_features(reader.Collection(root, "split_4022"), "{recipe_dir}/resnet50.npy", 5)
+    feature_files.check_features(reader.Collection(root, "split_4022"), "{recipe_dir}/resnet50.npy", 5)
   assert str(e.value).startswith(f"{path}: {field}")
 
 
 def test_feature_path_patterns(root):
-  assert (reader.features_path("{recipe_dir}/resnet50.npy", root, "alpha")
+  assert (feature_files.features_path("{recipe_dir}/resnet50.npy", root, "alpha")
           == root / "ALL_RECIPES_without_videos/alpha/resnet50.npy")
-  assert reader.features_path("feats/{recipe}.npy", root, "alpha") == root / "feats/alpha.npy"
-  assert (reader.features_path(os.fspath(root / "x/{recipe}.npy"), "/elsewhere", "alpha")
+  assert feature_files.features_path("feats/{recipe}.npy", root, "alpha") == root / "feats/alpha.npy"
+  assert (feature_files.features_path(os.fspath(root / "x/{recipe}.npy"), "/elsewhere", "alpha")
           == root / "x/alpha.npy")
   with pytest.raises(DataError, match="field 'features'"):
-    reader.features_path("{video}.npy", root, "alpha")
+    feature_files.features_path("{video}.npy", root, "alpha")
 
 
 def test_encoded_recipe_without_dictionary(root):

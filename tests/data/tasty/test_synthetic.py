@@ -9,6 +9,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from anticipax.data.tasty import builder
+from anticipax.data.tasty import features as feature_files
 from anticipax.data.tasty import reader
 from anticipax.data.tasty import synthetic
 from anticipax.data.tasty import text
@@ -87,7 +88,7 @@ def test_texts_and_features_survive_the_round_trip(demo):
     assert ex["ingredients"].decode() == ", ".join(
         text.normalize(reader.ingredient_name(x)) for x in ingredients)
     seen[name in decoded] += 1
-    rows = np.load(reader.features_path(synthetic.FEATURES_PATTERN, info.root, name))
+    rows = np.load(feature_files.features_path(synthetic.FEATURES_PATTERN, info.root, name))
     spans = reader.read_alignment(info.root / reader.RECIPES_DIR / name / reader.ALIGNMENT)
     for i, span in enumerate(spans[:n]):
       if span is not None:
