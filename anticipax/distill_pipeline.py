@@ -22,6 +22,7 @@ from ml_collections import config_flags
 from anticipax import baselines
 from anticipax import compare
 from anticipax import runtime
+from anticipax import step_baselines
 from anticipax import tasks
 from anticipax import train
 from anticipax.data import action_text
@@ -57,8 +58,11 @@ def _stage_dirs(config, workdir: str) -> dict[str, list[tuple[int, str]]]:
 
 
 def _skipped(c) -> bool:
-  """An MLM stage with no corpus configured is skipped (domain pretraining is optional on real data)."""
-  return c.task == "mlm" and c.data.name == "corpus" and not c.data.get("corpus")
+  """A stage that trains on a corpus (MLM, or a next-step teacher's pretraining) is skipped when none is
+  configured: domain pretraining is optional on real data."""
+  if c.task == "mlm":
+    return c.data.name == "corpus" and not c.data.get("corpus")
+  return "corpus" in c.data and not c.data.corpus
 
 
 def run(config, workdir: str) -> dict[str, list[dict]]:
@@ -69,7 +73,9 @@ def run(config, workdir: str) -> dict[str, list[dict]]:
   """
   stages = config.stages
   dirs = _stage_dirs(config, workdir)
-  mlm_dir = dirs["mlm"][0][1] if "mlm" in dirs and not _skipped(stages.mlm) else ""
+  # "<stage>" in text.init_workdir: that stage's run ("" when it was skipped: start from text.pretrained).
+  ran = {name: dirs[name][0][1] for name in config.order if name not in config.get("arms", ("baseline", "student"))
+         and not _skipped(stages[name])}
   teacher_dir = dirs["teacher"][0][1] if "teacher" in dirs else ""
   results = {}
   for name in config.order:  # ConfigDict keys iterate sorted, so the order is explicit
@@ -79,8 +85,12 @@ def run(config, workdir: str) -> dict[str, list[dict]]:
       continue
     if "text" in c and c.text.tokenizer == "build_from_corpus":
       c.text.tokenizer = _corpus_tokenizer(c, os.path.join(workdir, "tokenizer"))
-    if "text" in c and c.text.init_workdir == "<mlm>":
-      c.text.init_workdir = mlm_dir  # "" (start from text.pretrained) when there is no MLM stage
+    if "text" in c and c.text.init_workdir.startswith("<") and c.text.init_workdir.endswith(">"):
+      source = c.text.init_workdir[1:-1]
+      if source not in config.order[:config.order.index(name)]:
+        raise ValueError(f"config key stages.{name}.text.init_workdir: {c.text.init_workdir} names no earlier "
+                         f"stage (order: {', '.join(config.order)})")
+      c.text.init_workdir = ran.get(source, "")
     if c.get("distill") and c.distill.kind:
       # "<teacher>": the teacher run's teacher_outputs_train.npz; "<teacher>/<file>": another of its files.
       paths = teacher_output_paths(c.distill.teacher_outputs) if not c.distill.online_teacher else []
@@ -112,6 +122,20 @@ def history_baselines(config) -> dict[str, dict[str, float]]:
   return baselines.evaluate(splits)
 
 
+def step_references(config, results) -> dict[str, dict[str, float]]:
+  """Method 2's reference predictors (repeat the last step, the most frequent next step, nearest-neighbour
+  retrieval), fitted on the text the teacher learned from (Tasty's training recipes and the corpus when the
+  teacher was pretrained on one) and scored as the teacher is."""
+  c = config.stages.teacher
+  splits = tasks.load_data(c)
+  sources = [splits.train]
+  if "pretrain" in results:
+    sources.append(next_step.corpus_source(config.stages.pretrain))
+  first, last = next_step.observed_range(c)
+  scores = step_baselines.evaluate(sources, splits.eval, first_k=first, last_k=last)
+  return {name: {f"eval/{k}": v for k, v in metrics.items()} for name, metrics in scores.items()}
+
+
 def summarize(config, results: dict[str, list[dict]], workdir: str) -> dict:
   """Builds, prints and writes (`comparison.json` / `.md`) the comparison of the pipeline's runs."""
   arms = [a for a in config.get("arms", ("baseline", "student")) if a in results]
@@ -119,6 +143,8 @@ def summarize(config, results: dict[str, list[dict]], workdir: str) -> dict:
   if "teacher" in results:
     if config.stages.teacher.task == "teacher":  # next-action teachers: beside trivial history predictors
       references.update(history_baselines(config))
+    elif config.stages.teacher.task == "next_step":  # next-step teachers: beside trivial step predictors
+      references.update(step_references(config, results))
     references["teacher"] = results["teacher"][0]
   summary = compare.compare({a: results[a] for a in arms}, references, config.compare_metric)
   if "mlm" in results:

@@ -35,13 +35,17 @@ import ml_collections
 
 from configs import common
 
-STAGES = ("teacher", "visual", "ccd")
+STAGES = ("pretrain", "teacher", "visual", "ccd")
+CONTRAST = "states"  # what CCD contrasts: the temporal states ("states") or each step's own vector ("steps")
 
 
 def stage_config(stage: str, *, demo: bool = False) -> ml_collections.ConfigDict:
-  """One trainer config: "teacher" (text), "visual" (visual-only student) or "ccd" (CCD student)."""
+  """One trainer config: "pretrain" (the text teacher on a recipe corpus), "teacher" (text, on Tasty's
+  training recipes), "visual" (visual-only student) or "ccd" (CCD student)."""
   if stage not in STAGES:
     raise ValueError(f"configs/tasty.py: stage={stage!r}; known: {', '.join(STAGES)}")
+  if stage == "pretrain":
+    return pretrain_config(demo=demo)
   c = common.base_config()
   c.task = "next_step"
   c.data.name = "tasty_synthetic" if demo else "tasty_videos"
@@ -68,7 +72,7 @@ def stage_config(stage: str, *, demo: bool = False) -> ml_collections.ConfigDict
     else:
       c.text.pretrained = "sentence-transformers/all-MiniLM-L6-v2"
   c.distill = ml_collections.ConfigDict({
-      "kind": "contrastive" if stage == "ccd" else "", "weight": 1.0, "temperature": 0.1,
+      "kind": "contrastive" if stage == "ccd" else "", "weight": 1.0, "temperature": 0.1, "contrast": CONTRAST,
       "proj_dim": 64 if demo else 128,
       "teacher_outputs": "", "online_teacher": "", "word_kl": 0.0, "word_temperature": 1.0})
   c.loss = ml_collections.ConfigDict({"label_smoothing": 0.0})
@@ -82,24 +86,51 @@ def stage_config(stage: str, *, demo: bool = False) -> ml_collections.ConfigDict
   return c
 
 
-def pipeline(kind: str = "real") -> ml_collections.ConfigDict:
-  """The `distill_pipeline` config: teacher -> visual-only (baseline) and CCD (student) x seeds."""
+def pretrain_config(*, demo: bool = False) -> ml_collections.ConfigDict:
+  """The text teacher learning next-step generation on external recipe text (`data.corpus`), scored on
+  Tasty's validation split; the teacher stage then fine-tunes it on Tasty's training recipes."""
+  c = stage_config("teacher", demo=demo)
+  c.data.update(corpus="", corpus_format="", corpus_max_recipes=0)
+  if demo:
+    c.data.num_corpus_recipes = 4000
+  steps = 600 if demo else 100000
+  c.schedule.update(peak_lr=1e-3 if demo else 3e-4, warmup_steps=100 if demo else 2000)
+  c.train.update(batch_size=32 if demo else 64, steps=steps, eval_every=steps, checkpoint_every=steps // 2 if demo else 5000)
+  return c
+
+
+def pipeline(kind: str = "real", *, ablation: bool = False) -> ml_collections.ConfigDict:
+  """The `distill_pipeline` config: corpus pretraining -> teacher -> visual-only (baseline) and CCD (student)
+  x seeds. `ablation` adds the CCD student contrasting the other representation (arm `student_<contrast>`)."""
   demo = kind == "demo"
   manual_dir = ml_collections.FieldReference(None, field_type=str)
   tfds_data_dir = ml_collections.FieldReference(None, field_type=str)
   features = ml_collections.FieldReference("{recipe_dir}/resnet50.npy", field_type=str)
-  stages = {"teacher": stage_config("teacher", demo=demo), "baseline": stage_config("visual", demo=demo),
-            "student": stage_config("ccd", demo=demo)}
-  stages["student"].distill.teacher_outputs = "<teacher>/teacher_states_train.npz"
+  # "<synthetic>": the RecipeNLG-form corpus the demo collection writes beside itself.
+  corpus = ml_collections.FieldReference("<synthetic>" if demo else "", field_type=str)
+  corpus_format = ml_collections.FieldReference("", field_type=str)
+  stages = {"pretrain": stage_config("pretrain", demo=demo), "teacher": stage_config("teacher", demo=demo),
+            "baseline": stage_config("visual", demo=demo), "student": stage_config("ccd", demo=demo)}
+  stages["pretrain"].data.corpus, stages["pretrain"].data.corpus_format = corpus, corpus_format
+  stages["teacher"].text.init_workdir = "<pretrain>"  # "" when there is no corpus: text.pretrained
+  arms = ["baseline", "student"]
+  if ablation:
+    other = "states" if CONTRAST == "steps" else "steps"
+    stages[f"student_{other}"] = stage_config("ccd", demo=demo)
+    stages[f"student_{other}"].distill.contrast = other
+    arms.append(f"student_{other}")
+  for name in arms[1:]:
+    c = stages[name]
+    c.distill.teacher_outputs = f"<teacher>/teacher_{c.distill.contrast}_train.npz"
   for c in stages.values():
     c.data.manual_dir, c.data.tfds_data_dir, c.data.features = manual_dir, tfds_data_dir, features
   out = ml_collections.ConfigDict({
       "manual_dir": manual_dir, "tfds_data_dir": tfds_data_dir, "features": features, "seeds": 3,
-      "stages": stages, "order": ["teacher", "baseline", "student"], "arms": ["baseline", "student"],
-      "compare_metric": "bleu4"})
+      "corpus": corpus, "corpus_format": corpus_format,
+      "stages": stages, "order": ["pretrain", "teacher", *arms], "arms": arms, "compare_metric": "bleu4"})
   if not demo:
     pretrained = ml_collections.FieldReference(stages["teacher"].text.pretrained, field_type=str)
-    stages["teacher"].text.pretrained = pretrained
+    stages["pretrain"].text.pretrained = stages["teacher"].text.pretrained = pretrained
     out.pretrained = pretrained
   return out
 

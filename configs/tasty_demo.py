@@ -20,7 +20,6 @@ from configs import tasty
 
 
 def get_config(arg: str | None = None):
-  del arg
-  c = tasty.pipeline("demo")
+  c = tasty.pipeline("demo", ablation=arg == "ablation")
   c.seeds = 3
   return c

@@ -36,6 +36,30 @@ def _tasty(cfg):
                                 features=cfg.get("features", "{recipe_dir}/resnet50.npy"), **kwargs))
 
 
+def tasty_manual_dir(cfg) -> str:
+  """The folder of the Tasty files `tasty_videos` / `tasty_synthetic` read (for the corpus leak guard)."""
+  if cfg.name == "tasty_synthetic":
+    _tasty(cfg)  # Writes the collection if it is not there yet.
+    return str(tasty_synthetic.manual_dir(cfg.get("tfds_data_dir"), num_recipes=cfg.get("num_recipes", 600),
+                                          feature_dim=cfg.get("feature_dim", 64), seed=cfg.get("data_seed", 0)))
+  return cfg.get("manual_dir") or tasty_builder.default_manual_dir(cfg.get("tfds_data_dir"))
+
+
+def corpus_file(cfg) -> str:
+  """`data.corpus`: a recipe corpus file, or `tasty_synthetic.CORPUS` for the one a demo collection writes."""
+  if cfg.corpus == tasty_synthetic.CORPUS:
+    if cfg.name != "tasty_synthetic":
+      raise DataError(f"config key data.corpus: {cfg.corpus} is the corpus of data.name=tasty_synthetic")
+    return str(tasty_synthetic.corpus_path(
+        cfg.get("tfds_data_dir"), num_recipes=cfg.get("num_recipes", 600), feature_dim=cfg.get("feature_dim", 64),
+        seed=cfg.get("data_seed", 0), num_corpus_recipes=cfg.get("num_corpus_recipes", 4000)))
+  path = os.path.expanduser(cfg.corpus)
+  if not os.path.isfile(path):
+    raise DataError(f"config key data.corpus: {path} is not a file (RecipeNLG full_dataset.csv, Recipe1M "
+                    "layer1.json or plain text, one recipe a line)")
+  return path
+
+
 def builder(cfg):
   """The prepared TFDS builder for `config.data` (prepared now if needed)."""
   tfds.disable_progress_bar()

@@ -226,7 +226,9 @@ class NextStepModel(nn.Module):
     ingredient_encoder: IngredientEncoder: inputs -> [B, D].
     temporal: TemporalTransformer of width D (max_len >= S + 1).
     decoder: TransformerDecoder; its memory is one state (M = 1).
-    proj_dim: if > 0, aux["projected"] [B, S, proj_dim] projects the states for the contrastive loss.
+    proj_dim: if > 0, aux["projected"] [B, S, proj_dim] projects a representation for the contrastive loss.
+    contrast: what aux["projected"] projects: "states" (the temporal states that predict each next step)
+      or "steps" (each step's own vector from the step encoder, before the temporal transformer).
     bos_id: first decoder input (teacher forcing prepends it; decoding starts from it).
     dtype: computation dtype of the projection head.
   """
@@ -236,6 +238,7 @@ class NextStepModel(nn.Module):
   temporal: TemporalTransformer
   decoder: TransformerDecoder
   proj_dim: int = 0
+  contrast: str = "states"
   bos_id: int = 1
   dtype: Dtype = jnp.float32
 
@@ -256,6 +259,11 @@ class NextStepModel(nn.Module):
     Returns:
       states [B, S, D] in the computation dtype.
     """
+    return self.encode_steps(inputs, step_mask, train=train)[1]
+
+  def encode_steps(self, inputs: Mapping[str, jax.Array], step_mask: jax.Array | None = None, *,
+                   train: bool = False) -> tuple[jax.Array, jax.Array]:
+    """`(steps, states)`: each step's own vector [B, S, D] (masked) and the states of `encode`."""
     deterministic = not train
     steps = self.step_encoder(inputs, deterministic=deterministic)  # [B, S, D]
     if step_mask is None:
@@ -265,7 +273,7 @@ class NextStepModel(nn.Module):
     ingredients = self.ingredient_encoder(inputs, deterministic=deterministic)  # [B, D]
     sequence = jnp.concatenate([ingredients[:, None].astype(steps.dtype), steps], axis=1)
     # Position S has seen every step and predicts nothing within the recipe.
-    return self.temporal(sequence, deterministic=deterministic)[:, :-1]
+    return steps, self.temporal(sequence, deterministic=deterministic)[:, :-1]
 
   def __call__(self, inputs: Mapping[str, jax.Array], target_tokens: jax.Array,
                step_mask: jax.Array | None = None, *, train: bool = False
@@ -282,17 +290,20 @@ class NextStepModel(nn.Module):
 
     Returns:
       `(outputs, aux)`: outputs["logits"] [B, S, L, V] float32, position l predicting target_tokens[..., l];
-      aux["states"] [B, S, D] float32 and, if proj_dim, aux["projected"] [B, S, proj_dim] float32.
+      aux["states"] [B, S, D] float32, aux["steps"] [B, S, D] float32 (`encode_steps`) and, if proj_dim,
+      aux["projected"] [B, S, proj_dim] float32.
     """
-    states = self.encode(inputs, step_mask, train=train)
+    step_vectors, states = self.encode_steps(inputs, step_mask, train=train)
     batch, steps, length = target_tokens.shape
     memory = states.reshape(batch * steps, 1, states.shape[-1])
     logits, _ = self.decoder(shift_right(target_tokens, self.bos_id).reshape(batch * steps, length), memory,
                              jnp.ones((batch * steps, 1), bool), deterministic=not train)
     outputs = {"logits": logits.reshape(batch, steps, length, -1)}
-    aux = {"states": states.astype(jnp.float32)}
+    aux = {"states": states.astype(jnp.float32), "steps": step_vectors.astype(jnp.float32)}
     if self.proj_dim:
-      aux["projected"] = self.projection(states).astype(jnp.float32)
+      if self.contrast not in ("states", "steps"):
+        raise ValueError(f"contrast must be 'states' or 'steps', got {self.contrast!r}")
+      aux["projected"] = self.projection({"states": states, "steps": step_vectors}[self.contrast]).astype(jnp.float32)
     return outputs, aux
 
   def decode_init(self, inputs: Mapping[str, jax.Array], step_mask: jax.Array | None = None, *,

@@ -36,10 +36,12 @@ from anticipax import captions
 from anticipax import decoding
 from anticipax import losses
 from anticipax import sharding
+from anticipax import step_baselines
 from anticipax.data import action_text
 from anticipax.data import datasets
 from anticipax.data import pipeline
 from anticipax.data import teacher_outputs
+from anticipax.data.corpus import builder as corpus_builder
 from anticipax.data.pipeline import Splits
 from anticipax.data.tasty import builder as tasty_builder
 from anticipax.models.instructional import build_next_step_model
@@ -47,7 +49,8 @@ from anticipax.models.layers import dense
 from anticipax.tasks import base
 from anticipax.tasks import text_model
 
-STATES_FILE = "teacher_states_{split}.npz"
+STATES_FILE = "teacher_states_{split}.npz"  # the temporal states that predict each step
+STEPS_FILE = "teacher_steps_{split}.npz"  # each step's own vector (the step encoder's, before the temporal model)
 PREDICTIONS_FILE = "predictions.jsonl"
 _TEACHER_HEAD = "teacher_projection"
 
@@ -61,13 +64,38 @@ class TastyInfo:
 
 
 def training_sentences(config) -> list[str]:
-  """Every step sentence of the training recipes (e.g. to build a word-level tokenizer for the teacher)."""
-  train = datasets.builder(config.data).as_data_source(config.data.get("train_split", "train"))
+  """Every step sentence of the training recipes, the corpus's too when the stage trains on one (e.g. to
+  build a word-level tokenizer for the teacher)."""
+  sources = [datasets.builder(config.data).as_data_source(config.data.get("train_split", "train"))]
+  if config.data.get("corpus"):
+    sources.append(corpus_source(config))
   lines = []
-  for i in range(len(train)):
-    example = train[i]
-    lines += [_text(s) for s in example["steps"][:int(example["num_steps"])]]
+  for source in sources:
+    for i in range(len(source)):
+      example = source[i]
+      lines += [_text(s) for s in example["steps"][:int(example["num_steps"])]]
   return lines
+
+
+def corpus_source(config):
+  """The training split of `data.corpus` (external recipe text), without the Tasty evaluation recipes.
+
+  The leak guard holds the validation and test recipes of the Tasty split layout the stage uses; a corpus
+  recipe equal to one of them step for step, or from the same URL, is dropped (the build log counts them).
+  """
+  d = config.data
+  path = datasets.corpus_file(d)
+  guard = corpus_builder.LeakGuard.from_tasty(datasets.tasty_manual_dir(d), d.get("split", "split_4022"))
+  b = corpus_builder.load(path, data_dir=d.get("tfds_data_dir"), format=d.get("corpus_format") or None,
+                          leak_guard=guard, max_steps=int(d.get("max_steps", 16)),
+                          max_recipes=int(d.get("corpus_max_recipes", 0)))
+  return b.as_data_source("train")
+
+
+def observed_range(config) -> tuple[int, int]:
+  """(first, last) numbers of observed steps k scored (`eval.include_k0`, `eval.max_observed`)."""
+  e = config.eval
+  return (0 if e.get("include_k0", False) else 1), int(e.get("max_observed", 8))
 
 
 def step_key(recipe, step: int) -> str:
@@ -96,8 +124,10 @@ class NextStepTask(base.Task):
     meta = b.info.metadata
     info = TastyInfo(tasty_builder.vocab(b), int(meta["feature_dim"]), int(meta["max_steps"]),
                      int(meta["frames_per_step"]))
-    return Splits(b.as_data_source(config.data.get("train_split", "train")),
-                  b.as_data_source(config.data.get("eval_split", "validation")), info)
+    # Pretraining on external recipe text: the corpus's recipes train, Tasty's evaluation split scores.
+    train = (corpus_source(config) if config.data.get("corpus")
+             else b.as_data_source(config.data.get("train_split", "train")))
+    return Splits(train, b.as_data_source(config.data.get("eval_split", "validation")), info)
 
   def __init__(self, config, splits: Splits):
     super().__init__(config, splits)
@@ -112,6 +142,8 @@ class NextStepTask(base.Task):
       raise ValueError(f"config.distill.kind: unknown {self.kind!r} for next_step (contrastive or empty)")
     if self.modality == "text" and self.kind:
       raise ValueError("config.distill: the text teacher distils from nobody (distill.kind must be empty)")
+    if self.modality != "text" and config.data.get("corpus"):
+      raise ValueError("config.data.corpus: a corpus is text without video; only the text teacher trains on it")
 
     bert_config, self.step_text = None, None
     if self.modality == "text":
@@ -121,11 +153,11 @@ class NextStepTask(base.Task):
     self.model = build_next_step_model(config.model, vocab_size=len(self.vocab), modality=self.modality,
                                        bert_config=bert_config, bos_id=self.vocab.bos_id)
     if proj_dim:
-      self.model = self.model.clone(proj_dim=proj_dim)
+      self.model = self.model.clone(proj_dim=proj_dim, contrast=self.distill.get("contrast", "states"))
     self.cached = self.online = None
     distill_keys = []
     if self.kind and self.distill.get("online_teacher"):
-      self.online = OnlineStepTeacher(self.distill.online_teacher, info)
+      self.online = OnlineStepTeacher(self.distill.online_teacher, info, self.distill.get("contrast", "states"))
       distill_keys = ["step_tokens", "step_attention", "teacher_mask"]
       self.teacher_dim = self.online.dim
     elif self.kind:
@@ -192,8 +224,14 @@ class NextStepTask(base.Task):
     return params
 
   def pretrained_params(self):
+    """A text teacher starts from `text.init_workdir`: a next-step teacher run (pretrained on a recipe
+    corpus) gives the whole model; an MLM run, or `text.pretrained`, the step encoder's BERT."""
     if self.modality != "text":
       return None
+    if self.config.text.get("init_workdir"):
+      params = text_model.restore_params(self.config.text.init_workdir)
+      if "step_encoder" in params:
+        return self._model_params(params)
     encoder = text_model.pretrained_params(self.config.text, with_mlm_head=False)
     return None if encoder is None else {"step_encoder": {"encoder": encoder["encoder"]}}
 
@@ -247,22 +285,18 @@ class NextStepTask(base.Task):
     return {"tokens": tokens}
 
   def encode_states(self, params, batch):
-    """The temporal states [B, S, D] that predict each step (what a teacher exports)."""
-    return self.model.apply({"params": self._model_params(params)}, batch, batch["step_mask"], method="encode")
+    """What a teacher exports: `(steps, states)`, each step's own vector and the temporal states that
+    predict each step, [B, S, D] each."""
+    return self.model.apply({"params": self._model_params(params)}, batch, batch["step_mask"],
+                            method="encode_steps")
 
   # -- evaluation ------------------------------------------------------------------------------------
   def records(self, outputs: dict[str, np.ndarray], source) -> list[dict[str, Any]]:
     """One record per (recipe, k): the k observed steps, the predicted and the reference step k+1."""
-    e = self.config.eval
-    first, last = (0 if e.get("include_k0", False) else 1), int(e.get("max_observed", 8))
-    records = []
-    for row, index in enumerate(outputs["index"]):
-      example = source[int(index)]
-      steps = [_text(s) for s in example["steps"][:int(example["num_steps"])]]
-      for k in range(first, min(last, len(steps) - 1) + 1):
-        records.append({"recipe": _text(example["recipe"]), "k": k, "observed": steps[:k],
-                        "prediction": self.vocab.decode(outputs["tokens"][row, k]), "reference": steps[k]})
-    return records
+    first, last = observed_range(self.config)
+    tokens = outputs["tokens"]
+    return step_baselines.records(source, lambda row, _, k: self.vocab.decode(tokens[row, k]), first, last,
+                                  indices=outputs["index"])
 
   def evaluate(self, outputs, source=None) -> dict[str, float]:
     source = self.splits.eval if source is None else source
@@ -288,20 +322,23 @@ class NextStepTask(base.Task):
     if self.modality == "text":
       text_model.save(workdir, text_model.bert_config(self.config.text, self.step_text.tokenizer),
                       self.step_text.tokenizer)
-      for split, source in (("train", self.splits.train), ("eval", self.splits.eval)):
-        export_states(self, trainer, state.params, source, os.path.join(workdir, STATES_FILE.format(split=split)))
+      # A teacher pretrained on a corpus exports nothing: its states are for no student (it is fine-tuned first).
+      if not self.config.data.get("corpus"):
+        for split, source in (("train", self.splits.train), ("eval", self.splits.eval)):
+          export_states(self, trainer, state.params, source, workdir, split)
 
 
-def export_states(task: NextStepTask, trainer, params, source, path: str) -> None:
-  """Writes the per-step states of every recipe of `source` (keys `<recipe>#<step>`, real steps only)."""
+def export_states(task: NextStepTask, trainer, params, source, workdir: str, split: str) -> None:
+  """Writes the per-step states (`STATES_FILE`) and step vectors (`STEPS_FILE`) of every recipe of `source`
+  (keys `<recipe>#<step>`, real steps only) into `workdir`."""
   encode = jax.jit(task.encode_states, out_shardings=sharding.replicated(trainer.mesh))
-  keys, rows = [], []
+  keys, rows, step_rows = [], [], []
   with trainer.mesh, nn.logical_axis_rules(trainer.rules):
     for local in pipeline.eval_batches(source, keys=task.eval_keys, preprocess=task.preprocess,
                                        batch_size=trainer.eval_batch_size // jax.process_count(),
                                        process_index=jax.process_index(), process_count=jax.process_count()):
       batch = sharding.global_batch(local, trainer.mesh)
-      states = np.asarray(jax.device_get(encode(params, batch)), np.float32)
+      steps, states = (np.asarray(x, np.float32) for x in jax.device_get(encode(params, batch)))
       index, mask = jax.device_get((batch["index"], batch["mask"]))
       step_mask = jax.device_get(batch["step_mask"])
       for row in np.flatnonzero(mask > 0):
@@ -309,17 +346,21 @@ def export_states(task: NextStepTask, trainer, params, source, path: str) -> Non
         for s in np.flatnonzero(step_mask[row] > 0):
           keys.append(step_key(recipe, int(s)))
           rows.append(states[row, s])
+          step_rows.append(steps[row, s])
   if jax.process_index() == 0:
-    # A states-only file: logits with zero classes, the states as features.
-    teacher_outputs.write(path, keys, np.zeros((len(rows), 0), np.float32), np.stack(rows),
-                          metadata={"kind": "next_step_teacher_states"})
-    logging.info("Exported %d step states to %s.", len(rows), path)
+    # Feature-only files: logits with zero classes, the vectors as features.
+    for name, values, kind in ((STATES_FILE, rows, "next_step_teacher_states"),
+                               (STEPS_FILE, step_rows, "next_step_teacher_steps")):
+      path = os.path.join(workdir, name.format(split=split))
+      teacher_outputs.write(path, keys, np.zeros((len(values), 0), np.float32), np.stack(values),
+                            metadata={"kind": kind})
+      logging.info("Exported %d step vectors to %s.", len(values), path)
 
 
 class OnlineStepTeacher:
   """A finished teacher run (its workdir) evaluated frozen inside the CCD student's train step."""
 
-  def __init__(self, workdir: str, info: TastyInfo):
+  def __init__(self, workdir: str, info: TastyInfo, contrast: str = "states"):
     with open(os.path.join(workdir, "config.json")) as f:
       teacher_config = ml_collections.ConfigDict(json.load(f))
     teacher_config.text.init_workdir = workdir
@@ -328,6 +369,7 @@ class OnlineStepTeacher:
     self.task = NextStepTask(teacher_config, self.splits)
     self.step_text = self.task.step_text
     self.workdir = workdir
+    self.contrast = contrast
     self.dim = int(teacher_config.model.dim)
 
   def frozen(self):
@@ -337,7 +379,7 @@ class OnlineStepTeacher:
 
   def __call__(self, params, batch):
     outputs, aux = self.task.model.apply({"params": params}, batch, batch["target_tokens"], batch["step_mask"])
-    return jax.lax.stop_gradient(aux["states"]), jax.lax.stop_gradient(outputs["logits"])
+    return jax.lax.stop_gradient(aux[self.contrast]), jax.lax.stop_gradient(outputs["logits"])
 
 
 def _text(value) -> str:

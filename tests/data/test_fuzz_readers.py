@@ -821,7 +821,10 @@ FUZZED = {"action_text.read_corpus", "rulstm.lmdb_features.LmdbFeatures.read", "
           # Fuzzed in tests/data/tasty/test_fuzz_readers.py.
           "tasty.reader.read_alignment", "tasty.features.read_features", "tasty.reader.read_fps",
           "tasty.reader.read_id2word", "tasty.reader.read_name_list", "tasty.reader.read_recipe_xml",
-          "tasty.text.Vocab.load"}
+          "tasty.text.Vocab.load",
+          # Fuzzed in tests/data/corpus/test_fuzz_corpus.py.
+          "corpus.readers.read_corpus", "corpus.readers.read_recipe1m", "corpus.readers.read_recipenlg",
+          "corpus.readers.read_text"}
 
 
 def test_every_reader_of_anticipax_data_is_fuzzed():

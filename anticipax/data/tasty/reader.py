@@ -72,7 +72,8 @@ def step_rows(span: Span, stride: int) -> tuple[int, int]:
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-  """One recipe as read: its texts, one `Span` (or None: no video) per step, and its files."""
+  """One recipe as read: its texts, one `Span` (or None: no video) per step, its files and its
+  source page (`<url>`, "" when the XML has none)."""
   name: str
   directory: pathlib.Path
   ingredients: tuple[str, ...]
@@ -80,6 +81,7 @@ class Recipe:
   spans: tuple[Span | None, ...]
   alignment_path: pathlib.Path
   fps: float | None = None
+  url: str = ""
 
 
 def _read_text(path: pathlib.Path) -> str:
@@ -243,8 +245,18 @@ def read_recipe_xml(path: PathLike, id2word: dict[int, str] | None = None,
     `(ingredients, steps)`: ingredient names (empty ones dropped) and the `<steps_updated>`
     sentences in order, words joined by single spaces.
   """
+  ingredients, steps, _ = _read_recipe_xml(path, id2word, id2word_path)
+  return ingredients, steps
+
+
+def _read_recipe_xml(path, id2word, id2word_path) -> tuple[list[str], list[str], str]:
+  """`read_recipe_xml`'s ingredients and steps, and the `<url>` text ("" without one).
+
+  The url is never word-encoded (recipe_encoded.xml keeps it as text), so it is read as is.
+  """
   path = pathlib.Path(path)
   root = _parse_xml(path)
+  url = next((" ".join(c.text.split()) for c in root.children if c.tag == "url"), "")
 
   def text(node: _Node, field: str) -> str:
     if id2word is None:
@@ -265,7 +277,7 @@ def read_recipe_xml(path: PathLike, id2word: dict[int, str] | None = None,
                  for n in root.child(path, "ingredients").children if n.tag == "ingredient"]
   steps = [text(n, "steps_updated")
            for n in root.child(path, "steps_updated").children if n.tag == "steps_updated"]
-  return [name for name in ingredients if name], steps
+  return [name for name in ingredients if name], steps, url
 
 
 def read_alignment(path: PathLike) -> list[Span | None]:
@@ -411,15 +423,7 @@ class Collection:
       self.skipped["no_alignment_file"].append(name)
       return None
     spans = read_alignment(alignment_path)
-    if (directory / DECODED_XML).exists():
-      ingredients, steps = read_recipe_xml(directory / DECODED_XML)
-    elif (directory / ENCODED_XML).exists():
-      id2word_path = self.root / ID2WORD
-      if not id2word_path.exists():
-        raise DataError(f"{id2word_path}: missing; {directory / ENCODED_XML} has word ids to decode")
-      ingredients, steps = read_recipe_xml(directory / ENCODED_XML, self.id2word, id2word_path)
-    else:
-      raise DataError(f"{directory}: field 'recipe': neither {ENCODED_XML} nor {DECODED_XML}")
+    ingredients, steps, url = self.texts(name)
     # Real files sometimes disagree with the recipe: extra lines belong to no step, and steps past
     # the last line have no segment (as in the public loaders).
     if len(spans) > len(steps):
@@ -435,7 +439,22 @@ class Collection:
     fps_path = directory / FPS
     return Recipe(name=name, directory=directory, ingredients=tuple(ingredients), steps=tuple(steps),
                   spans=tuple(spans), alignment_path=alignment_path,
-                  fps=read_fps(fps_path) if fps_path.exists() else None)
+                  fps=read_fps(fps_path) if fps_path.exists() else None, url=url)
+
+  def texts(self, name: str) -> tuple[list[str], list[str], str]:
+    """`(ingredient names, step sentences, url)` of a recipe's XML, with or without video.
+
+    The plain `recipe.xml` is preferred; `recipe_encoded.xml` is decoded with `id2word_tasty.txt`.
+    """
+    directory = self.root / RECIPES_DIR / name
+    if (directory / DECODED_XML).exists():
+      return _read_recipe_xml(directory / DECODED_XML, None, None)
+    if (directory / ENCODED_XML).exists():
+      id2word_path = self.root / ID2WORD
+      if not id2word_path.exists():
+        raise DataError(f"{id2word_path}: missing; {directory / ENCODED_XML} has word ids to decode")
+      return _read_recipe_xml(directory / ENCODED_XML, self.id2word, id2word_path)
+    raise DataError(f"{directory}: field 'recipe': neither {ENCODED_XML} nor {DECODED_XML}")
 
   def log(self, log: Callable[..., None] = logging.info) -> None:
     """Writes the counts to the log, one line per kind."""

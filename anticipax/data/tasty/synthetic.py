@@ -41,6 +41,7 @@ from xml.sax import saxutils
 
 import numpy as np
 
+from anticipax.data.corpus import readers as corpus_readers
 from anticipax.data.tasty import builder
 from anticipax.data.tasty import features as feature_files
 from anticipax.data.tasty import reader
@@ -346,6 +347,58 @@ def _write_splits(root, names, rng):
   return out
 
 
+CORPUS_FILE = "full_dataset.csv"  # RecipeNLG's file name.
+CORPUS = "<synthetic>"  # `data.corpus` value: the corpus a demo collection writes beside itself.
+_CORPUS_FIRST_INDEX = 1_000_000  # Corpus recipes come from the same grammars, past every video's index.
+
+
+def corpus_rows(num_recipes: int, seed: int) -> list[tuple[str, list[str], list[str], str, str, list[str]]]:
+  """Text-only recipes from the same dish grammars as RecipeNLG rows.
+
+  Returns `(title, ingredient lines, directions, link, source, NER)` per recipe: cased step sentences
+  with punctuation, ingredient lines as a cook writes them ("1 cup broccoli, chopped") and their names
+  in NER. They are recipes without video, as a recipe site has many more of than a video collection;
+  by chance a few equal a video recipe step for step, which is what the corpus leak guard is for.
+  """
+  rows = []
+  for i in range(_CORPUS_FIRST_INDEX, _CORPUS_FIRST_INDEX + num_recipes):
+    name, dish, ingredients, steps = make_recipe(i, seed)
+    fields = [line.split(";") for line in ingredients]
+    lines = [f"{amount} {item}" for amount, item, _ in fields]
+    ner = [item.split(",")[0] for _, item, _ in fields]
+    rows.append((dish.title(), lines, [s.sentence for s in steps], f"example.invalid/corpus/{name}",
+                 "Gathered", ner))
+  return rows
+
+
+def write_corpus(path: str | os.PathLike, num_recipes: int, seed: int = 0) -> pathlib.Path:
+  """Writes `corpus_rows(num_recipes, seed)` as a RecipeNLG `full_dataset.csv` (aside, then renamed)."""
+  path = pathlib.Path(path)
+  if not path.exists():
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    corpus_readers.write_recipenlg(partial, corpus_rows(num_recipes, seed))
+    os.replace(partial, path)
+  return path
+
+
+def corpus_path(data_dir: str | None, *, num_recipes: int = 600, feature_dim: int = 64, seed: int = 0,
+                num_corpus_recipes: int = 4000) -> pathlib.Path:
+  """The RecipeNLG-form corpus beside a demo collection (`load_demo`'s arguments), written once."""
+  base = _demo_dir(data_dir, num_recipes, feature_dim, seed)
+  return write_corpus(base / f"corpus_n{num_corpus_recipes}" / CORPUS_FILE, num_corpus_recipes, seed)
+
+
+def manual_dir(data_dir: str | None, *, num_recipes: int = 600, feature_dim: int = 64, seed: int = 0) -> pathlib.Path:
+  """Where `load_demo` writes the Tasty files of a demo collection."""
+  return _demo_dir(data_dir, num_recipes, feature_dim, seed) / "manual"
+
+
+def _demo_dir(data_dir, num_recipes, feature_dim, seed) -> pathlib.Path:
+  base = pathlib.Path(data_dir or os.path.expanduser("~/tensorflow_datasets"))
+  return base / f"tasty_synthetic_n{num_recipes}_d{feature_dim}_s{seed}"
+
+
 def load_demo(data_dir: str | None, *, num_recipes: int = 600, feature_dim: int = 64,
               seed: int = 0, **config) -> builder.TastyVideos:
   """Writes (once) a synthetic collection and returns its prepared `tasty_videos` builder.
@@ -359,8 +412,7 @@ def load_demo(data_dir: str | None, *, num_recipes: int = 600, feature_dim: int 
     num_recipes, feature_dim, seed: as in `write_synthetic_tasty`.
     **config: other `builder.make_config` arguments (split, frames_per_step, max_steps, ...).
   """
-  base = pathlib.Path(data_dir or os.path.expanduser("~/tensorflow_datasets"))
-  base = base / f"tasty_synthetic_n{num_recipes}_d{feature_dim}_s{seed}"
+  base = _demo_dir(data_dir, num_recipes, feature_dim, seed)
   manual = base / "manual"
   if not manual.exists():
     # Written aside and renamed, so an interrupted run never leaves a partial collection.
