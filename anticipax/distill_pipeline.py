@@ -149,6 +149,8 @@ def summarize(config, results: dict[str, list[dict]], workdir: str) -> dict:
   summary = compare.compare({a: results[a] for a in arms}, references, config.compare_metric)
   if "mlm" in results:
     summary["mlm_accuracy"] = results["mlm"][0]["eval/mlm/accuracy"]
+  if "pretrain" in results:
+    summary["corpus"] = dict(next_step.corpus_dataset(config.stages.pretrain).info.metadata["counts"])
   compare.write(summary, workdir)
   return summary
 
@@ -168,6 +170,11 @@ def main(argv):
   print("\n" + compare.format_table(summary))
   if "mlm_accuracy" in summary:
     print(f"MLM pretraining: held-out masked-token accuracy {100 * summary['mlm_accuracy']:.2f} %.")
+  if "corpus" in summary:
+    n = summary["corpus"]
+    print(f"Teacher pretraining corpus: {n['kept']} of {n['read']} recipes kept; dropped as Tasty validation/test "
+          f"recipes: {n['leak_steps']} (same steps), {n['leak_url']} (same URL); {n['too_short']} with fewer than "
+          "two steps.")
   print(f"Written to {os.path.join(workdir, 'comparison.md')} and comparison.json.")
 
 

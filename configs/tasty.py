@@ -61,7 +61,8 @@ def stage_config(stage: str, *, demo: bool = False) -> ml_collections.ConfigDict
       "visual": {"num_layers": 1 if demo else 2, "max_frames": 8, "pooling": "mean"},
       "text": {"pooling": "mean"},
       "temporal": {"num_layers": 2, "max_steps": 12 if demo else 16},
-      "decoder": {"num_layers": 1 if demo else 3, "max_len": 12 if demo else 24, "tie_embeddings": True},
+      "decoder": {"num_layers": 1 if demo else 3, "max_len": 12 if demo else 24, "tie_embeddings": True,
+                  "ingredient_memory": True},
   })
   if stage == "teacher":
     c.text = common.text_config(max_len=24 if demo else 48, hist_len=0)

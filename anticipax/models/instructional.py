@@ -162,16 +162,22 @@ class IngredientEncoder(nn.Module):
   dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, inputs: Mapping[str, jax.Array], *, deterministic: bool) -> jax.Array:
-    """ingredient_ids [B, Li] (and optionally ingredient_mask [B, Li]) -> [B, D]."""
+  def __call__(self, inputs: Mapping[str, jax.Array], *, deterministic: bool, tokens: bool = False):
+    """ingredient_ids [B, Li] (and optionally ingredient_mask [B, Li]) -> [B, D].
+
+    With `tokens`, `(pooled [B, D], words [B, Li, D], mask [B, Li] bool)`: each word through the same
+    projection as the pooled vector (one more way to read the same parameters, e.g. as decoder memory).
+    """
     del deterministic
     ids = inputs["ingredient_ids"]
     mask = inputs.get("ingredient_mask")
     mask = (ids != self.pad_id) if mask is None else mask
     embed = nn.Embed(self.vocab_size, self.embed_dim or self.dim, dtype=self.dtype, name="embed",
                      embedding_init=nn.with_logical_partitioning(default_kernel_init, ("vocab", "features")))
-    pooled = masked_mean(embed(ids), mask)
-    return dense(self.dim, ("features", "embed"), dtype=self.dtype, name="proj")(pooled)
+    proj = dense(self.dim, ("features", "embed"), dtype=self.dtype, name="proj")
+    vectors = embed(ids)
+    pooled = proj(masked_mean(vectors, mask))
+    return (pooled, proj(vectors), mask.astype(bool)) if tokens else pooled
 
 
 class TemporalTransformer(nn.Module):
@@ -227,6 +233,8 @@ class NextStepModel(nn.Module):
     temporal: TemporalTransformer of width D (max_len >= S + 1).
     decoder: TransformerDecoder; its memory is one state (M = 1).
     proj_dim: if > 0, aux["projected"] [B, S, proj_dim] projects a representation for the contrastive loss.
+    ingredient_memory: the decoder attends to each ingredient word beside the state (memory M = 1 + Li), so
+      it can name an ingredient the state only points to; else to the state alone (M = 1).
     contrast: what aux["projected"] projects: "states" (the temporal states that predict each next step)
       or "steps" (each step's own vector from the step encoder, before the temporal transformer).
     bos_id: first decoder input (teacher forcing prepends it; decoding starts from it).
@@ -239,6 +247,7 @@ class NextStepModel(nn.Module):
   decoder: TransformerDecoder
   proj_dim: int = 0
   contrast: str = "states"
+  ingredient_memory: bool = False
   bos_id: int = 1
   dtype: Dtype = jnp.float32
 
@@ -264,16 +273,28 @@ class NextStepModel(nn.Module):
   def encode_steps(self, inputs: Mapping[str, jax.Array], step_mask: jax.Array | None = None, *,
                    train: bool = False) -> tuple[jax.Array, jax.Array]:
     """`(steps, states)`: each step's own vector [B, S, D] (masked) and the states of `encode`."""
+    steps, states, _ = self._encode(inputs, step_mask, train=train)
+    return steps, states
+
+  def _encode(self, inputs, step_mask, *, train: bool):
+    """`(steps, states, decoder memory)`; the memory is `(memory [B * S, M, D], mask [B * S, M])`."""
     deterministic = not train
     steps = self.step_encoder(inputs, deterministic=deterministic)  # [B, S, D]
     if step_mask is None:
       step_mask = inputs.get("step_mask")
     if step_mask is not None:
       steps = steps * step_mask[..., None].astype(steps.dtype)
-    ingredients = self.ingredient_encoder(inputs, deterministic=deterministic)  # [B, D]
+    ingredients, words, word_mask = self.ingredient_encoder(inputs, deterministic=deterministic, tokens=True)
     sequence = jnp.concatenate([ingredients[:, None].astype(steps.dtype), steps], axis=1)
     # Position S has seen every step and predicts nothing within the recipe.
-    return steps, self.temporal(sequence, deterministic=deterministic)[:, :-1]
+    states = self.temporal(sequence, deterministic=deterministic)[:, :-1]
+    batch, num_steps, dim = states.shape
+    memory, memory_mask = states.reshape(batch * num_steps, 1, dim), jnp.ones((batch * num_steps, 1), bool)
+    if self.ingredient_memory:  # every step's decoder also sees the recipe's ingredient words
+      words = jnp.repeat(words.astype(states.dtype), num_steps, axis=0)
+      memory = jnp.concatenate([memory, words], axis=1)
+      memory_mask = jnp.concatenate([memory_mask, jnp.repeat(word_mask, num_steps, axis=0)], axis=1)
+    return steps, states, (memory, memory_mask)
 
   def __call__(self, inputs: Mapping[str, jax.Array], target_tokens: jax.Array,
                step_mask: jax.Array | None = None, *, train: bool = False
@@ -293,11 +314,10 @@ class NextStepModel(nn.Module):
       aux["states"] [B, S, D] float32, aux["steps"] [B, S, D] float32 (`encode_steps`) and, if proj_dim,
       aux["projected"] [B, S, proj_dim] float32.
     """
-    step_vectors, states = self.encode_steps(inputs, step_mask, train=train)
+    step_vectors, states, (memory, memory_mask) = self._encode(inputs, step_mask, train=train)
     batch, steps, length = target_tokens.shape
-    memory = states.reshape(batch * steps, 1, states.shape[-1])
     logits, _ = self.decoder(shift_right(target_tokens, self.bos_id).reshape(batch * steps, length), memory,
-                             jnp.ones((batch * steps, 1), bool), deterministic=not train)
+                             memory_mask, deterministic=not train)
     outputs = {"logits": logits.reshape(batch, steps, length, -1)}
     aux = {"states": states.astype(jnp.float32), "steps": step_vectors.astype(jnp.float32)}
     if self.proj_dim:
@@ -309,10 +329,8 @@ class NextStepModel(nn.Module):
   def decode_init(self, inputs: Mapping[str, jax.Array], step_mask: jax.Array | None = None, *,
                   length: int | None = None, use_cache: bool = True) -> Cache:
     """Encodes the recipes and returns the decoding cache of all B * S states (row b * S + s)."""
-    states = self.encode(inputs, step_mask, train=False)
-    batch, steps, dim = states.shape
-    return self.decoder.init_cache(states.reshape(batch * steps, 1, dim), jnp.ones((batch * steps, 1), bool),
-                                   length=length, use_cache=use_cache)
+    _, _, (memory, memory_mask) = self._encode(inputs, step_mask, train=False)
+    return self.decoder.init_cache(memory, memory_mask, length=length, use_cache=use_cache)
 
   def decode_step(self, tokens: jax.Array, cache: Cache, index: jax.Array) -> tuple[jax.Array, Cache]:
     """`TransformerDecoder.step`: (log_probs [B * S, V], cache)."""
@@ -370,7 +388,7 @@ def build_next_step_model(cfg, *, vocab_size: int, modality: str, bert_config: B
     text.pooling ["mean" | "cls"]   (modality "text"; the BERT itself is `bert_config`, dtype set to dtype)
     ingredients.embed_dim [dim], ingredients.pad_id [0]
     temporal.num_layers, temporal.max_steps (S; positions S + 1)
-    decoder.num_layers, decoder.max_len, decoder.tie_embeddings [True]
+    decoder.num_layers, decoder.max_len, decoder.tie_embeddings [True], decoder.ingredient_memory [False]
 
   Args:
     cfg: the model ConfigDict.
@@ -406,4 +424,4 @@ def build_next_step_model(cfg, *, vocab_size: int, modality: str, bert_config: B
   decoder = TransformerDecoder(vocab_size, dim, d.num_layers, heads, max_len=d.max_len, mlp_ratio=mlp_ratio,
                                dropout=dropout, tie_embeddings=d.get("tie_embeddings", True), dtype=dtype)
   return NextStepModel(step_encoder, ingredient_encoder, temporal, decoder, proj_dim=cfg.get("proj_dim", 0),
-                       bos_id=bos_id, dtype=dtype)
+                       ingredient_memory=d.get("ingredient_memory", False), bos_id=bos_id, dtype=dtype)

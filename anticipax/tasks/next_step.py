@@ -78,10 +78,15 @@ def training_sentences(config) -> list[str]:
 
 
 def corpus_source(config):
-  """The training split of `data.corpus` (external recipe text), without the Tasty evaluation recipes.
+  """The training split of `data.corpus` (external recipe text), without the Tasty evaluation recipes."""
+  return corpus_dataset(config).as_data_source("train")
+
+
+def corpus_dataset(config):
+  """The prepared `recipe_corpus` of `data.corpus`; `.info.metadata["counts"]` says what was dropped and why.
 
   The leak guard holds the validation and test recipes of the Tasty split layout the stage uses; a corpus
-  recipe equal to one of them step for step, or from the same URL, is dropped (the build log counts them).
+  recipe equal to one of them step for step, or from the same URL, is dropped.
   """
   d = config.data
   path = datasets.corpus_file(d)
@@ -89,7 +94,7 @@ def corpus_source(config):
   b = corpus_builder.load(path, data_dir=d.get("tfds_data_dir"), format=d.get("corpus_format") or None,
                           leak_guard=guard, max_steps=int(d.get("max_steps", 16)),
                           max_recipes=int(d.get("corpus_max_recipes", 0)))
-  return b.as_data_source("train")
+  return b
 
 
 def observed_range(config) -> tuple[int, int]:

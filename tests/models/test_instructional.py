@@ -23,13 +23,13 @@ B, S, F, IN_DIM, LI, L, T, V, DIM, PROJ = 2, 3, 4, 6, 3, 6, 5, 13, 16, 8
 EOS = 2
 
 
-def _cfg(pooling="mean", dtype="float32"):
+def _cfg(pooling="mean", dtype="float32", ingredient_memory=False):
   return ml_collections.ConfigDict({
       "dim": DIM, "num_heads": 4, "dropout": 0.0, "dtype": dtype, "proj_dim": PROJ,
       "visual": {"num_layers": 1, "max_frames": F, "pooling": pooling},
       "text": {"pooling": pooling},
       "temporal": {"num_layers": 1, "max_steps": S},
-      "decoder": {"num_layers": 1, "max_len": L, "tie_embeddings": True},
+      "decoder": {"num_layers": 1, "max_len": L, "tie_embeddings": True, "ingredient_memory": ingredient_memory},
   })
 
 
@@ -52,10 +52,12 @@ def _targets(seed=0):
   return jnp.asarray(np.random.default_rng(seed).integers(3, V, (B, S, L)), jnp.int32)
 
 
-@pytest.fixture(scope="module")
-def visual():
-  """(model, variables, forward): forward(variables, inputs, targets) is the jitted apply, compiled once."""
-  model = build_next_step_model(_cfg(), vocab_size=V, modality="visual")
+@pytest.fixture(scope="module", params=[False, True], ids=["state_memory", "ingredient_memory"])
+def visual(request):
+  """(model, variables, forward): forward(variables, inputs, targets) is the jitted apply, compiled once; the
+  decoder attends to the state alone, or to the state and the ingredient words (`decoder.ingredient_memory`)."""
+  model = build_next_step_model(_cfg(ingredient_memory=request.param), vocab_size=V, modality="visual")
+  assert model.ingredient_memory == request.param
   forward = jax.jit(lambda v, x, t: model.apply(v, x, t))
   return model, {"params": random_params(model, _inputs(), _targets(), seed=2)}, forward
 
@@ -203,3 +205,14 @@ def test_greedy_and_beam_decoding_of_every_state(visual):
     log_probs = jnp.take_along_axis(jax.nn.log_softmax(outputs["logits"]), tokens[..., None], -1)[..., 0]
     ended = jnp.cumsum(tokens == EOS, axis=-1) - (tokens == EOS)  # 0 up to and including the first EOS
     np.testing.assert_allclose(jnp.sum(jnp.where(ended == 0, log_probs, 0.0), -1), scores, atol=1e-4)
+
+
+def test_ingredient_memory_reads_the_same_parameters_and_changes_only_the_decoder(visual):
+  # The ingredient words reach the decoder through the ingredient encoder's own projection: no new
+  # parameters, the same states, other word distributions.
+  model, variables, forward = visual
+  other = model.clone(ingredient_memory=not model.ingredient_memory)
+  out, aux = forward(variables, _inputs(), _targets())
+  out2, aux2 = other.apply(variables, _inputs(), _targets())
+  np.testing.assert_allclose(aux2["states"], aux["states"], atol=1e-6)
+  assert not np.allclose(out2["logits"], out["logits"], atol=1e-3)

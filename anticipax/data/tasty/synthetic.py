@@ -54,14 +54,18 @@ FINAL_STEP = "Enjoy!"  # Real recipes often end so, without a video segment.
 
 POOLS = {
     "veg": ("onion", "carrot", "bell pepper", "broccoli", "zucchini", "mushroom", "spinach",
-            "tomato", "potato", "cabbage"),
-    "protein": ("chicken", "beef", "shrimp", "tofu", "pork", "salmon"),
-    "cheese": ("cheddar", "mozzarella", "parmesan", "feta"),
-    "fruit": ("banana", "strawberry", "blueberry", "mango", "peach", "pineapple"),
-    "sauce": ("soy sauce", "teriyaki sauce", "tomato sauce", "pesto", "hoisin sauce"),
-    "herb": ("basil", "parsley", "cilantro", "thyme"),
-    "pasta": ("spaghetti", "penne", "macaroni"),
-    "grain": ("rice", "quinoa", "noodles"),
+            "tomato", "potato", "cabbage", "celery", "eggplant", "kale", "corn", "peas", "asparagus",
+            "green beans", "cauliflower", "leek", "sweet potato"),
+    "protein": ("chicken", "beef", "shrimp", "tofu", "pork", "salmon", "turkey", "lamb", "cod", "sausage",
+                "chickpeas", "tuna"),
+    "cheese": ("cheddar", "mozzarella", "parmesan", "feta", "gouda", "ricotta", "swiss", "goat cheese"),
+    "fruit": ("banana", "strawberry", "blueberry", "mango", "peach", "pineapple", "apple", "kiwi",
+              "raspberry", "pear", "cherry", "orange"),
+    "sauce": ("soy sauce", "teriyaki sauce", "tomato sauce", "pesto", "hoisin sauce", "salsa", "curry sauce",
+              "alfredo sauce", "bbq sauce", "sweet chili sauce"),
+    "herb": ("basil", "parsley", "cilantro", "thyme", "dill", "mint", "rosemary", "oregano"),
+    "pasta": ("spaghetti", "penne", "macaroni", "fusilli", "rigatoni", "farfalle"),
+    "grain": ("rice", "quinoa", "noodles", "couscous", "barley", "bulgur"),
 }
 # Dish grammars: (name, pantry ingredients, step templates). `{slot}` is an ingredient drawn from
 # POOLS[slot without digits] (distinct within a recipe), `*` marks the step's main object, a
