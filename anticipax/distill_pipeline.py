@@ -92,10 +92,13 @@ def run(config, workdir: str) -> dict[str, list[dict]]:
                          f"stage (order: {', '.join(config.order)})")
       c.text.init_workdir = ran.get(source, "")
     if c.get("distill") and c.distill.kind:
-      # "<teacher>": the teacher run's teacher_outputs_train.npz; "<teacher>/<file>": another of its files.
+      # "<teacher>": the teacher run's export for this student (teacher_outputs_train.npz; for a next-step
+      # student the file of what distill.contrast contrasts); "<teacher>/<file>": another of its files.
       paths = teacher_output_paths(c.distill.teacher_outputs) if not c.distill.online_teacher else []
+      default = (next_step.teacher_file(c.distill.get("contrast", "states")) if c.task == "next_step"
+                 else "teacher_outputs_train.npz")
       c.distill.teacher_outputs = ",".join(
-          os.path.join(teacher_dir, "teacher_outputs_train.npz") if p == "<teacher>" else
+          os.path.join(teacher_dir, default) if p == "<teacher>" else
           os.path.join(teacher_dir, p[len("<teacher>/"):]) if p.startswith("<teacher>/") else p for p in paths)
       if c.distill.online_teacher == "<teacher>":
         c.distill.online_teacher = teacher_dir

@@ -139,6 +139,8 @@ def _stage_overrides(c, prefix: str, pretrained: str) -> list[str]:
     sizes.update(_NEXT_STEP)
     if c.data.name == "tasty_synthetic":
       sizes.update({"data.num_recipes": 60, "data.feature_dim": 16})
+      if "num_corpus_recipes" in c.data:
+        sizes["data.num_corpus_recipes"] = 80
     if "text" in c:
       sizes["text.max_len"] = 16
       if c.text.get("pretrained") and not prefix.startswith("--config.stages."):
@@ -190,7 +192,8 @@ def _localize(command: str, root: pathlib.Path, fixtures: dict) -> list[str]:
     if eq and value.startswith(("/tmp/", "gs://bucket/")):
       value = str(root / value.split("/tmp/", 1)[-1].split("gs://bucket/", 1)[-1])
     elif eq and value.startswith("/data/"):  # a corpus file, or a manual dir that the overrides replace
-      value = fixtures["corpus"] if flag.endswith("corpus") else str(root / value[1:])
+      corpus = fixtures["recipenlg"] if value.endswith(".csv") else fixtures["corpus"]
+      value = corpus if flag.endswith("corpus") else str(root / value[1:])
     args.append(f"{flag}{eq}{value}" if eq else token)
   return args
 
@@ -200,7 +203,9 @@ def fixtures(tmp_path_factory):
   root = tmp_path_factory.mktemp("documented_fixtures")
   corpus = root / "recipes.txt"
   corpus.write_text("\n".join(f"take <v> knife <a> cut <v> onion <a> put <v> pan {i}" for i in range(64)))
-  paths = {"minilm": _minilm_dir(), "corpus": str(corpus)}
+  recipenlg = root / "recipenlg" / "full_dataset.csv"  # recipe text for method 2's teacher (RecipeNLG form)
+  tasty_synthetic.write_corpus(recipenlg, num_recipes=80)
+  paths = {"minilm": _minilm_dir(), "corpus": str(corpus), "recipenlg": str(recipenlg)}
   for name, write in (("egtea", fx.write_egtea), ("ek55", fx.write_ek55), ("ek100", fx.write_ek100)):
     info = write(root / name, num_videos=4, segments_per_video=8, modalities=("rgb",))
     paths[name] = str(root / name)

@@ -140,6 +140,28 @@ def test_teacher_exports_one_state_per_real_step(runs):
   assert not outputs.lookup("no-such-recipe#0")[2]
 
 
+def test_every_ingredient_reaches_the_model(runs):
+  # Stored ingredients are "name, name, ..."; each name must become its words, none an unknown "name,".
+  _, configs, _ = runs
+  task = train.Trainer(configs["visual"], devices=jax.devices()[:1]).task
+  example = dict(_source(configs["visual"], "train")[0])
+  example["ingredients"] = b"onion, bell pepper, oil"
+  ids = task.preprocess(example)["ingredient_ids"]
+  want = [task.vocab.id(w) for w in ("onion", ",", "bell", "pepper", ",", "oil")]
+  assert task.vocab.unk_id not in want[:1] + want[2:4]
+  np.testing.assert_array_equal(ids[:6], want)
+  assert not ids[6:].any()
+
+
+def test_a_student_refuses_teacher_outputs_of_the_other_representation(runs):
+  root, configs, _ = runs
+  c = configs["ccd"].copy_and_resolve_references()
+  c.distill.update(contrast="steps", teacher_outputs=str(root / "teacher" / next_step.STATES_FILE.format(split="train")))
+  with pytest.raises(ValueError, match=r"distill.teacher_outputs: .*teacher_states_train.npz hold next_step_teacher_"
+                                       r"states, not the teacher's steps"):
+    train.Trainer(c, devices=jax.devices()[:1])
+
+
 def _ccd_trainer(configs, **distill):
   c = configs["ccd"].copy_and_resolve_references()
   c.distill.update(**distill)

@@ -162,22 +162,16 @@ class IngredientEncoder(nn.Module):
   dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, inputs: Mapping[str, jax.Array], *, deterministic: bool, tokens: bool = False):
-    """ingredient_ids [B, Li] (and optionally ingredient_mask [B, Li]) -> [B, D].
-
-    With `tokens`, `(pooled [B, D], words [B, Li, D], mask [B, Li] bool)`: each word through the same
-    projection as the pooled vector (one more way to read the same parameters, e.g. as decoder memory).
-    """
+  def __call__(self, inputs: Mapping[str, jax.Array], *, deterministic: bool) -> jax.Array:
+    """ingredient_ids [B, Li] (and optionally ingredient_mask [B, Li]) -> [B, D]."""
     del deterministic
     ids = inputs["ingredient_ids"]
     mask = inputs.get("ingredient_mask")
     mask = (ids != self.pad_id) if mask is None else mask
     embed = nn.Embed(self.vocab_size, self.embed_dim or self.dim, dtype=self.dtype, name="embed",
                      embedding_init=nn.with_logical_partitioning(default_kernel_init, ("vocab", "features")))
-    proj = dense(self.dim, ("features", "embed"), dtype=self.dtype, name="proj")
-    vectors = embed(ids)
-    pooled = proj(masked_mean(vectors, mask))
-    return (pooled, proj(vectors), mask.astype(bool)) if tokens else pooled
+    pooled = masked_mean(embed(ids), mask)
+    return dense(self.dim, ("features", "embed"), dtype=self.dtype, name="proj")(pooled)
 
 
 class TemporalTransformer(nn.Module):
@@ -233,8 +227,8 @@ class NextStepModel(nn.Module):
     temporal: TemporalTransformer of width D (max_len >= S + 1).
     decoder: TransformerDecoder; its memory is one state (M = 1).
     proj_dim: if > 0, aux["projected"] [B, S, proj_dim] projects a representation for the contrastive loss.
-    ingredient_memory: the decoder attends to each ingredient word beside the state (memory M = 1 + Li), so
-      it can name an ingredient the state only points to; else to the state alone (M = 1).
+    ingredient_memory: the decoder attends to each ingredient word (its own embedding of it) beside the state
+      (memory M = 1 + Li), so it can name an ingredient the state only points to; else to the state alone.
     contrast: what aux["projected"] projects: "states" (the temporal states that predict each next step)
       or "steps" (each step's own vector from the step encoder, before the temporal transformer).
     bos_id: first decoder input (teacher forcing prepends it; decoding starts from it).
@@ -284,14 +278,18 @@ class NextStepModel(nn.Module):
       step_mask = inputs.get("step_mask")
     if step_mask is not None:
       steps = steps * step_mask[..., None].astype(steps.dtype)
-    ingredients, words, word_mask = self.ingredient_encoder(inputs, deterministic=deterministic, tokens=True)
+    ingredients = self.ingredient_encoder(inputs, deterministic=deterministic)  # [B, D]
     sequence = jnp.concatenate([ingredients[:, None].astype(steps.dtype), steps], axis=1)
     # Position S has seen every step and predicts nothing within the recipe.
     states = self.temporal(sequence, deterministic=deterministic)[:, :-1]
     batch, num_steps, dim = states.shape
     memory, memory_mask = states.reshape(batch * num_steps, 1, dim), jnp.ones((batch * num_steps, 1), bool)
-    if self.ingredient_memory:  # every step's decoder also sees the recipe's ingredient words
-      words = jnp.repeat(words.astype(states.dtype), num_steps, axis=0)
+    if self.ingredient_memory:
+      # Every step's decoder also sees the recipe's ingredient words, as the decoder's own word embeddings:
+      # with tied output embeddings, naming a word it attends to is then close to copying it.
+      ids = inputs["ingredient_ids"]
+      word_mask = inputs.get("ingredient_mask", ids != self.ingredient_encoder.pad_id).astype(bool)
+      words = jnp.repeat(self.decoder.embed(ids).astype(states.dtype), num_steps, axis=0)
       memory = jnp.concatenate([memory, words], axis=1)
       memory_mask = jnp.concatenate([memory_mask, jnp.repeat(word_mask, num_steps, axis=0)], axis=1)
     return steps, states, (memory, memory_mask)

@@ -44,6 +44,7 @@ from anticipax.data import teacher_outputs
 from anticipax.data.corpus import builder as corpus_builder
 from anticipax.data.pipeline import Splits
 from anticipax.data.tasty import builder as tasty_builder
+from anticipax.data.tasty import text as tasty_text
 from anticipax.models.instructional import build_next_step_model
 from anticipax.models.layers import dense
 from anticipax.tasks import base
@@ -51,6 +52,12 @@ from anticipax.tasks import text_model
 
 STATES_FILE = "teacher_states_{split}.npz"  # the temporal states that predict each step
 STEPS_FILE = "teacher_steps_{split}.npz"  # each step's own vector (the step encoder's, before the temporal model)
+CONTRASTS = ("states", "steps")  # what CCD may contrast (`distill.contrast`)
+
+
+def teacher_file(contrast: str, split: str = "train") -> str:
+  """The teacher export holding what `distill.contrast` contrasts."""
+  return (STATES_FILE if contrast == "states" else STEPS_FILE).format(split=split)
 PREDICTIONS_FILE = "predictions.jsonl"
 _TEACHER_HEAD = "teacher_projection"
 
@@ -147,6 +154,9 @@ class NextStepTask(base.Task):
       raise ValueError(f"config.distill.kind: unknown {self.kind!r} for next_step (contrastive or empty)")
     if self.modality == "text" and self.kind:
       raise ValueError("config.distill: the text teacher distils from nobody (distill.kind must be empty)")
+    self.contrast = self.distill.get("contrast", "states")
+    if self.kind and self.contrast not in CONTRASTS:
+      raise ValueError(f"config.distill.contrast: unknown {self.contrast!r} ({' or '.join(CONTRASTS)})")
     if self.modality != "text" and config.data.get("corpus"):
       raise ValueError("config.data.corpus: a corpus is text without video; only the text teacher trains on it")
 
@@ -158,16 +168,22 @@ class NextStepTask(base.Task):
     self.model = build_next_step_model(config.model, vocab_size=len(self.vocab), modality=self.modality,
                                        bert_config=bert_config, bos_id=self.vocab.bos_id)
     if proj_dim:
-      self.model = self.model.clone(proj_dim=proj_dim, contrast=self.distill.get("contrast", "states"))
+      self.model = self.model.clone(proj_dim=proj_dim, contrast=self.contrast)
     self.cached = self.online = None
     distill_keys = []
     if self.kind and self.distill.get("online_teacher"):
-      self.online = OnlineStepTeacher(self.distill.online_teacher, info, self.distill.get("contrast", "states"))
+      self.online = OnlineStepTeacher(self.distill.online_teacher, info, self.contrast)
       distill_keys = ["step_tokens", "step_attention", "teacher_mask"]
       self.teacher_dim = self.online.dim
     elif self.kind:
       from anticipax.tasks.anticipation import teacher_output_paths  # pylint: disable=g-import-not-at-top
-      self.cached = teacher_outputs.TeacherOutputs.load(teacher_output_paths(self.distill.teacher_outputs))
+      paths = teacher_output_paths(self.distill.teacher_outputs)
+      self.cached = teacher_outputs.TeacherOutputs.load(paths)
+      kinds = {m.get("kind") for m in self.cached.metadata}
+      if kinds != {f"next_step_teacher_{self.contrast}"}:
+        raise ValueError(f"config.distill.teacher_outputs: {', '.join(paths)} hold {', '.join(map(str, kinds))}, "
+                         f"not the teacher's {self.contrast} that distill.contrast={self.contrast!r} contrasts "
+                         f"({teacher_file(self.contrast)})")
       distill_keys = ["teacher_states", "teacher_mask"]
       self.teacher_dim = self.cached.feature_dim
     if self.kind:
@@ -192,7 +208,9 @@ class NextStepTask(base.Task):
     steps = example["steps"]
     out = dict(example)
     out["target_tokens"] = np.stack([self.vocab.encode(_text(s), self.max_words + 1)[1:] for s in steps])
-    words = _text(example["ingredients"]).split()[:self.max_ingredients]
+    # Normalized as the steps are: "onion, bell pepper" -> "onion , bell pepper" (a bare split would make
+    # "onion," an unknown word, leaving the model only the last ingredient).
+    words = tasty_text.normalize(_text(example["ingredients"])).split()[:self.max_ingredients]
     ingredients = np.zeros([self.max_ingredients], np.int32)
     ingredients[:len(words)] = [self.vocab.id(w) for w in words]
     out["ingredient_ids"] = ingredients

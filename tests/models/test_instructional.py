@@ -208,8 +208,8 @@ def test_greedy_and_beam_decoding_of_every_state(visual):
 
 
 def test_ingredient_memory_reads_the_same_parameters_and_changes_only_the_decoder(visual):
-  # The ingredient words reach the decoder through the ingredient encoder's own projection: no new
-  # parameters, the same states, other word distributions.
+  # The ingredient words reach the decoder as its own word embeddings: no new parameters, the same
+  # states, other word distributions.
   model, variables, forward = visual
   other = model.clone(ingredient_memory=not model.ingredient_memory)
   out, aux = forward(variables, _inputs(), _targets())

@@ -398,16 +398,19 @@ def manual_dir(data_dir: str | None, *, num_recipes: int = 600, feature_dim: int
   return _demo_dir(data_dir, num_recipes, feature_dim, seed) / "manual"
 
 
+GENERATOR_VERSION = 2  # Bumped when the generator writes other recipes: collections never mix versions.
+
+
 def _demo_dir(data_dir, num_recipes, feature_dim, seed) -> pathlib.Path:
   base = pathlib.Path(data_dir or os.path.expanduser("~/tensorflow_datasets"))
-  return base / f"tasty_synthetic_n{num_recipes}_d{feature_dim}_s{seed}"
+  return base / f"tasty_synthetic_v{GENERATOR_VERSION}_n{num_recipes}_d{feature_dim}_s{seed}"
 
 
 def load_demo(data_dir: str | None, *, num_recipes: int = 600, feature_dim: int = 64,
               seed: int = 0, **config) -> builder.TastyVideos:
   """Writes (once) a synthetic collection and returns its prepared `tasty_videos` builder.
 
-  Files go to `<data_dir>/tasty_synthetic_n<num_recipes>_d<feature_dim>_s<seed>/` (`manual/`
+  Files go to `<data_dir>/tasty_synthetic_v<version>_n<num_recipes>_d<feature_dim>_s<seed>/` (`manual/`
   for the Tasty files, `tfds/` for the prepared dataset), so that different collections never
   share a prepared dataset.
 

@@ -183,8 +183,8 @@ def test_vision_shows_the_verb_but_not_which_ingredient(demo):
 
 def test_load_demo_writes_once_and_builds(tmp_path):
   b = synthetic.load_demo(str(tmp_path), num_recipes=40, feature_dim=8, seed=1, max_steps=4)
-  manual = tmp_path / "tasty_synthetic_n40_d8_s1/manual"
-  assert sorted(os.listdir(tmp_path / "tasty_synthetic_n40_d8_s1")) == ["manual", "tfds"]
+  manual = tmp_path / "tasty_synthetic_v2_n40_d8_s1/manual"
+  assert sorted(os.listdir(tmp_path / "tasty_synthetic_v2_n40_d8_s1")) == ["manual", "tfds"]
   assert b.info.metadata["feature_dim"] == 8 and b.info.metadata["max_steps"] == 4
   assert sum(b.info.splits[s].num_examples for s in b.info.splits) == 40 - 2  # 2 skipped on purpose.
   stamp = (manual / "ALL_RECIPES.txt").stat().st_mtime_ns
