@@ -49,10 +49,11 @@ def get_config(arg: str | None = None):
 
   baseline = demo.get_config()
   student = demo.get_config()
-  # The teacher knows the whole history, the student sees a few noisy frames: its distribution over the next
-  # action is the signal. At T = 4 (weight 0.5) the flattened target lifted top-1 but not class-mean top-1;
-  # a sharper one (T = 2) at the label loss's weight carries the teacher's choice among rarer actions too.
-  student.distill.update(kind="kl", weight=1.0, temperature=2.0, top_k=0, teacher_outputs="<teacher>")
+  # A soft target (T = 4) at half the weight of the label loss: the teacher knows the whole history, the
+  # student sees a few noisy frames, so its distribution over plausible next actions is what helps (a
+  # sharper one, T = 2 at weight 1, did worse on class-mean top-1: 44.8 and 42.7 % on seeds 0 and 1 against
+  # the baseline's 45.9 and 45.5 %).
+  student.distill.update(kind="kl", weight=0.5, temperature=4.0, top_k=0, teacher_outputs="<teacher>")
 
   stages = ml_collections.ConfigDict()
   for name, c in (("mlm", mlm), ("teacher", teacher), ("baseline", baseline), ("student", student)):

@@ -85,10 +85,11 @@ def _instructional(root: pathlib.Path, demo_data_dir: str) -> dict:
            "data.max_ingredient_words": 8, "model.dim": 32, "model.num_heads": 2, "model.decoder.num_layers": 1,
            "model.temporal.num_layers": 1, "model.visual.num_layers": 1, "train.batch_size": 8,
            "eval.batch_size": 32, "distill.proj_dim": 16}
-  overrides = _stages("stages.", ("teacher", "baseline", "student"), sizes)
-  overrides.update({"stages.teacher.text.max_len": 12, "stages.teacher.text.scratch.hidden_size": 32,
-                    "stages.teacher.text.scratch.num_layers": 1, "stages.teacher.text.scratch.num_heads": 2,
-                    "stages.teacher.text.scratch.intermediate_size": 64})
+  overrides = _stages("stages.", ("pretrain", "teacher", "baseline", "student"), sizes)
+  overrides.update(_stages("stages.", ("pretrain", "teacher"), {
+      "text.max_len": 12, "text.scratch.hidden_size": 32, "text.scratch.num_layers": 1,
+      "text.scratch.num_heads": 2, "text.scratch.intermediate_size": 64}))
+  overrides["stages.pretrain.data.num_corpus_recipes"] = 40
   return {"WORKDIR": str(root / "work"), "TFDS_DATA_DIR": str(root / "tfds"), "SEEDS": 1,
           "OVERRIDES": overrides, "NUM_EXAMPLES": 3}
 

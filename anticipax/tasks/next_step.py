@@ -41,6 +41,7 @@ from anticipax.data import action_text
 from anticipax.data import datasets
 from anticipax.data import pipeline
 from anticipax.data import teacher_outputs
+from anticipax.data.errors import DataError
 from anticipax.data.corpus import builder as corpus_builder
 from anticipax.data.pipeline import Splits
 from anticipax.data.tasty import builder as tasty_builder
@@ -136,6 +137,9 @@ class NextStepTask(base.Task):
     meta = b.info.metadata
     info = TastyInfo(tasty_builder.vocab(b), int(meta["feature_dim"]), int(meta["max_steps"]),
                      int(meta["frames_per_step"]))
+    if "corpus" in config.data and not config.data.corpus:
+      raise DataError("config key data.corpus: a pretraining stage needs recipe text (RecipeNLG full_dataset.csv, "
+                      "Recipe1M layer1.json or plain text, one recipe a line)")
     # Pretraining on external recipe text: the corpus's recipes train, Tasty's evaluation split scores.
     train = (corpus_source(config) if config.data.get("corpus")
              else b.as_data_source(config.data.get("train_split", "train")))

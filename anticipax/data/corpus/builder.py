@@ -33,6 +33,7 @@ from anticipax.data.corpus import readers
 from anticipax.data.corpus.leak_guard import LeakGuard  # pylint: disable=unused-import  (re-exported)
 from anticipax.data.corpus.readers import CorpusRecipe, write_recipenlg  # pylint: disable=unused-import
 from anticipax.data.errors import DataError
+from anticipax.data.tasty import builder as tasty_builder
 from anticipax.data.tasty import text
 
 NAME = "recipe_corpus"
@@ -165,12 +166,7 @@ class RecipeCorpus(tfds.core.GeneratorBasedBuilder):
         builder=self,
         description=__doc__.split("\n\n")[0],
         features=tfds.features.FeaturesDict({
-            # As in tasty_videos (data/tasty/builder.py), plus title and url.
-            "recipe": tfds.features.Text(),
-            "ingredients": tfds.features.Text(),
-            "steps": tfds.features.Tensor(shape=(s,), dtype=np.str_),
-            "num_steps": tfds.features.Scalar(np.int32),
-            "step_mask": tfds.features.Tensor(shape=(s,), dtype=np.int32),
+            **tasty_builder.text_features(s),  # as tasty_videos stores a recipe's text, plus title and url
             "title": tfds.features.Text(),
             "url": tfds.features.Text(),
         }),

@@ -126,6 +126,17 @@ def vocab_texts(recipes) -> list[str]:
   return [x for r in recipes for x in (*r.steps, *r.ingredients)]
 
 
+def text_features(max_steps: int) -> dict:
+  """The text of a recipe as stored (what a text teacher reads; a recipe corpus stores the same)."""
+  return {
+      "recipe": tfds.features.Text(),
+      "ingredients": tfds.features.Text(),
+      "steps": tfds.features.Tensor(shape=(max_steps,), dtype=np.str_),
+      "num_steps": tfds.features.Scalar(np.int32),
+      "step_mask": tfds.features.Tensor(shape=(max_steps,), dtype=np.int32),
+  }
+
+
 class TastyVideos(tfds.core.GeneratorBasedBuilder):
   """Tasty Videos recipes: step sentences and per-step video features (manual download)."""
 
@@ -147,11 +158,7 @@ class TastyVideos(tfds.core.GeneratorBasedBuilder):
         builder=self,
         description=__doc__.split("\n\n")[0],
         features=tfds.features.FeaturesDict({
-            "recipe": tfds.features.Text(),
-            "ingredients": tfds.features.Text(),
-            "steps": tfds.features.Tensor(shape=(s,), dtype=np.str_),
-            "num_steps": tfds.features.Scalar(np.int32),
-            "step_mask": tfds.features.Tensor(shape=(s,), dtype=np.int32),
+            **text_features(s),
             "has_video": tfds.features.Tensor(shape=(s,), dtype=np.int32),
             "step_features": tfds.features.Tensor(shape=(s, f, None), dtype=np.float32),
             "frame_mask": tfds.features.Tensor(shape=(s, f), dtype=np.int32),
