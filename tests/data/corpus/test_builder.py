@@ -15,6 +15,7 @@ from anticipax.data.errors import DataError
 from anticipax.data.tasty import builder as tasty_builder
 from anticipax.data.tasty import reader as tasty_reader
 from tests.data.corpus import fixtures as fx
+from tests.data.tasty.test_builder import _Records  # the build log, as the Tasty builder test reads it
 
 tfds.disable_progress_bar()
 
@@ -34,15 +35,6 @@ ROWS = [
     _row("Salad", ["Wash.", "Cut.", "Toss."], "x.com/salad", ner=()),                  # 6 kept
 ]
 GUARD = LeakGuard.from_lists([["Chop the onion, finely.", "Fry it!"]], ["tasty.co/recipe/cake"])
-
-
-class _Records(logging.Handler):
-  def __init__(self):
-    super().__init__(logging.INFO)
-    self.lines = []
-
-  def emit(self, record):
-    self.lines.append(record.getMessage())
 
 
 def _load(path, data_dir, **kwargs):
