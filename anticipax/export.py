@@ -1,4 +1,9 @@
-"""EPIC-Kitchens action-anticipation challenge submissions (DATA_FORMATS.md section 4)."""
+"""EPIC-Kitchens action-anticipation challenge submissions (DATA_FORMATS.md section 4).
+
+Two challenge formats, told apart by the supervision levels: EK55's (`"version": "0.1"`, no levels) and
+EK100's (`"version": "0.2"` with `sls_pt`, `sls_tl`, `sls_td`, each 0..5; the official
+`evaluate_anticipation_json_ek100.py` accepts only 0.2 and refuses a file without the three levels).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,9 @@ import tempfile
 import numpy as np
 
 from anticipax import metrics
+
+EK55_VERSION, EK100_VERSION = "0.1", "0.2"
+SUPERVISION_LEVELS = ("sls_pt", "sls_tl", "sls_td")  # pretraining, training labels, training data
 
 
 def epic_submission(uids: Sequence[str], action_logits: np.ndarray, actions: np.ndarray, *, num_verbs: int,
@@ -29,7 +37,11 @@ def epic_submission(uids: Sequence[str], action_logits: np.ndarray, actions: np.
     num_verbs / num_nouns: vocabulary sizes.
     top_actions: actions listed per segment (the challenge asks for 100).
     verb_logits / noun_logits: optional [N, V] / [N, M] from dedicated heads.
-    supervision_levels: EK100 self-reported levels, e.g. {"sls_pt": 1, "sls_tl": 4, "sls_td": 3}.
+    supervision_levels: EK100's self-reported levels, e.g. {"sls_pt": 1, "sls_tl": 4, "sls_td": 3}: given,
+      the file is an EK100 submission (version 0.2); None, an EK55 one (version 0.1).
+
+  Raises:
+    ValueError: mismatched or duplicate uids, or supervision levels other than the three, each 0..5.
   """
   if len(uids) != len(action_logits):
     raise ValueError(f"{len(uids)} uids for {len(action_logits)} rows of scores")
@@ -50,9 +62,23 @@ def epic_submission(uids: Sequence[str], action_logits: np.ndarray, actions: np.
         "noun": {str(n): float(s) for n, s in enumerate(nouns[i])},
         "action": {action_keys[a]: float(probs[i, a]) for a in top[i]},
     }
-  out = {"version": "0.1", "challenge": "action_anticipation", "results": results}
-  if supervision_levels:
-    out.update({k: int(v) for k, v in supervision_levels.items()})
+  if supervision_levels is None:
+    return {"version": EK55_VERSION, "challenge": "action_anticipation", "results": results}
+  return {"version": EK100_VERSION, "challenge": "action_anticipation", **_levels(supervision_levels),
+          "results": results}
+
+
+def _levels(levels: Mapping[str, int]) -> dict[str, int]:
+  """The three EK100 supervision levels as ints in 0..5, or a ValueError naming what is wrong."""
+  if set(levels) != set(SUPERVISION_LEVELS):
+    raise ValueError(f"supervision_levels: expected exactly {', '.join(SUPERVISION_LEVELS)}, "
+                     f"got {', '.join(sorted(levels)) or 'none'}")
+  out = {}
+  for key in SUPERVISION_LEVELS:
+    value = levels[key]
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= 5:
+      raise ValueError(f"supervision_levels.{key}: {value!r} is not an integer level 0..5")
+    out[key] = int(value)
   return out
 
 

@@ -54,7 +54,7 @@ def run(config, workdir: str, *, split: str | None = None, output: str | None = 
   submission = export.epic_submission(
       uids, outputs["logits"], info.actions, num_verbs=info.num_verbs, num_nouns=info.num_nouns,
       verb_logits=outputs.get("verb_logits"), noun_logits=outputs.get("noun_logits"),
-      supervision_levels=dict(levels) if levels else None)
+      supervision_levels=dict(levels) if levels is not None else None)
   export.write_json_atomically(submission, output)
   return {"step": int(state.step), "segments": len(uids), "output": output}
 

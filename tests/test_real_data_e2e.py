@@ -46,9 +46,10 @@ def _as_printed(metrics):
   return {k: f"{100 * v:.2f}" for k, v in metrics.items() if k.startswith("eval/")}
 
 
-def _check_submission(submission, info, csv, *, num_verbs, num_nouns, marginal):
-  """The challenge JSON of DATA_FORMATS.md section 4 for the segments of `csv`."""
-  assert submission["version"] == "0.1" and submission["challenge"] == "action_anticipation"
+def _check_submission(submission, info, csv, *, num_verbs, num_nouns, marginal, version):
+  """The challenge JSON of DATA_FORMATS.md section 4 for the segments of `csv` (EK55: version 0.1, EK100: 0.2,
+  the only version the official EK100 evaluator accepts)."""
+  assert submission["version"] == version and submission["challenge"] == "action_anticipation"
   results = submission["results"]
   # uids as the challenge wants them: EK55's "00124" -> "124"; EK100's "P33_01_0" unchanged.
   uids = [s.uid for s in info["segments"][csv]]
@@ -113,7 +114,8 @@ def test_ek55_test_seen_submission(ek55_run):
               "--split=test_seen", f"--output={output}")
   assert f"Wrote 8 segments (step 2) to {output}" in proc.stdout
   submission = json.loads(output.read_text())
-  results = _check_submission(submission, info, "test_seen.csv", num_verbs=8, num_nouns=6, marginal=True)
+  results = _check_submission(submission, info, "test_seen.csv", num_verbs=8, num_nouns=6, marginal=True,
+                                version="0.1")
   first = info["segments"]["test_seen.csv"][0].uid
   assert first.startswith("00") and first[2:] in results and first not in results
   assert not any(k.startswith("sls_") for k in submission)  # EK55 has no supervision levels
@@ -141,7 +143,8 @@ def test_ek100_train_and_test_submission(tmp_path):
        heads, "--split=test", f"--output={output}")
   submission = json.loads(output.read_text())
   # Separate verb/noun heads: verb scores are their own softmax, not sums of action scores.
-  results = _check_submission(submission, info, "test_timestamps.csv", num_verbs=6, num_nouns=6, marginal=False)
+  results = _check_submission(submission, info, "test_timestamps.csv", num_verbs=6, num_nouns=6, marginal=False,
+                                version="0.2")
   assert len(results) == 8 and "P33_01_0" in results
   assert (submission["sls_pt"], submission["sls_tl"], submission["sls_td"]) == (1, 4, 3)
 
