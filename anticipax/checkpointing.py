@@ -20,7 +20,7 @@ RUN_CONTROL = ("train.max_steps_per_run", "train.log_every", "train.eval_every",
                "train.keep_checkpoints", "train.async_checkpointing", "train.profile_steps",
                "train.profile_first_step", "data.num_threads", "data.tfds_data_dir", "data.manual_dir",
                "data.frames_dir",
-               "eval.batch_size")
+               "eval.batch_size", "eval.test_split")
 
 
 class CheckpointError(Exception):
@@ -145,6 +145,15 @@ class Checkpoints:
     if steps:
       raise CheckpointError(f"no checkpoint in {self.latest.directory} could be restored (tried {steps})")
     return None
+
+  def best_state(self, abstract_state) -> tuple[int, Any] | None:
+    """(step, state) of the checkpoint selected on `eval.best_metric`, or None if none was saved."""
+    self.best.wait_until_finished()
+    step = self.best.best_step()
+    if step is None:
+      return None
+    restored = self.best.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
+    return step, restored.state
 
   def save(self, step: int, state, data_state: dict, eval_metrics: dict | None = None) -> None:
     self.latest.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),

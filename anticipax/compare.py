@@ -56,10 +56,15 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def _dataset_metrics(result: Mapping[str, float]) -> dict[str, float]:
-  """The headline `eval/...` entries of a trainer result, without the `eval/` prefix: `<part>/<metric>`
-  (anticipation) or `<metric>` (captions), not the per-k breakdown (`k<k>/<metric>`)."""
-  return {k[5:]: float(v) for k, v in result.items()
-          if k.startswith("eval/") and 1 <= k.count("/") <= 2 and not re.match(r"eval/k\d+/", k)}
+  """The headline entries of a trainer result: validation's `eval/...` without the prefix (`<part>/<metric>`
+  for anticipation, `<metric>` and `pooled/<metric>` for captions) and the test split's as `test/...`; not
+  the per-k breakdown (`k<k>/<metric>`)."""
+  out = {}
+  for k, v in result.items():
+    split, _, name = k.partition("/")
+    if split in ("eval", "test") and 1 <= name.count("/") + 1 <= 2 and not re.match(r"k\d+/", name):
+      out[name if split == "eval" else k] = float(v)
+  return out
 
 
 def compare(arms: Mapping[str, Sequence[Mapping[str, float]]], references: Mapping[str, Mapping[str, float]],
@@ -77,7 +82,7 @@ def compare(arms: Mapping[str, Sequence[Mapping[str, float]]], references: Mappi
     treated mean over the control mean, the paired test of each metric, and a one-line `verdict`.
   """
   per_arm = {name: [_dataset_metrics(r) for r in runs] for name, runs in arms.items()}
-  refs = {name: _dataset_metrics(r) if any(k.startswith("eval/") for k in r) else dict(r)
+  refs = {name: _dataset_metrics(r) if any(k.startswith(("eval/", "test/")) for k in r) else dict(r)
           for name, r in references.items()}
   keys = sorted({k for runs in per_arm.values() for r in runs for k in r})
   rows = {}

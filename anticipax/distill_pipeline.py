@@ -9,6 +9,7 @@ seeds, relative gain, paired t-test and a verdict; the teacher beside a class pr
 predictor fitted on the same training histories).
 """
 
+import collections
 import os
 import sys
 
@@ -26,6 +27,7 @@ from anticipax import step_baselines
 from anticipax import tasks
 from anticipax import train
 from anticipax.data import action_text
+from anticipax.data import datasets
 from anticipax.data.errors import DataError
 from anticipax.tasks import mlm as mlm_task
 from anticipax.tasks import next_step
@@ -135,8 +137,14 @@ def step_references(config, results) -> dict[str, dict[str, float]]:
   if "pretrain" in results:
     sources.append(next_step.corpus_source(config.stages.pretrain))
   first, last = next_step.observed_range(c)
-  scores = step_baselines.evaluate(sources, splits.eval, first_k=first, last_k=last)
-  return {name: {f"eval/{k}": v for k, v in metrics.items()} for name, metrics in scores.items()}
+  evaluated = {"eval": splits.eval}
+  if c.eval.get("test_split"):  # scored where the teacher is: its test numbers come from the test split
+    evaluated["test"] = datasets.source(c.data, c.eval.test_split)
+  out = collections.defaultdict(dict)
+  for prefix, source in evaluated.items():
+    for name, metrics in step_baselines.evaluate(sources, source, first_k=first, last_k=last).items():
+      out[name].update({f"{prefix}/{k}": v for k, v in metrics.items()})
+  return dict(out)
 
 
 def summarize(config, results: dict[str, list[dict]], workdir: str) -> dict:

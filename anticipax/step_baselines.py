@@ -36,18 +36,29 @@ _BLOCK = 256  # queries scored together: bounds the dense [recipes, query words]
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-  """The text of one example: its name, ingredients and its real (unpadded) step sentences."""
+  """The text of one example: its name, ingredients, its real (unpadded) step sentences as models read them
+  (normalized) and as the dataset writes them (`raw_steps`, what references are scored as; the normalized
+  ones where an example has no raw text)."""
 
   name: str
   ingredients: str
   steps: tuple[str, ...]
+  raw_steps: tuple[str, ...] = ()
+
+  def __post_init__(self):
+    if not self.raw_steps:
+      object.__setattr__(self, "raw_steps", self.steps)
+    elif len(self.raw_steps) != len(self.steps):
+      raise ValueError(f"recipe {self.name!r}: {len(self.raw_steps)} raw steps for {len(self.steps)} steps")
 
   @classmethod
   def from_example(cls, example: Mapping[str, Any] | Recipe) -> Recipe:
     if isinstance(example, Recipe):
       return example
-    steps = example["steps"][:int(example["num_steps"])]
-    return cls(_text(example.get("recipe", "")), _text(example["ingredients"]), tuple(_text(s) for s in steps))
+    n = int(example["num_steps"])
+    raw = tuple(_text(s) for s in example["raw_steps"][:n]) if "raw_steps" in example else ()
+    return cls(_text(example.get("recipe", "")), _text(example["ingredients"]),
+               tuple(_text(s) for s in example["steps"][:n]), raw)
 
 
 def read(source: Sequence[Mapping[str, Any]]) -> list[Recipe]:
@@ -75,14 +86,15 @@ def records(eval_source: Sequence[Any], predict_fn: Callable[[int, Recipe, int],
     indices: the examples of `eval_source` to read, in order (default: all).
 
   Returns:
-    Dicts {"recipe", "k", "observed", "prediction", "reference"}, for `anticipation_caption_metrics`.
+    Dicts {"recipe", "k", "observed", "prediction", "reference"}, for `anticipation_caption_metrics`;
+    "observed" are the normalized steps the models read, "reference" the dataset's own text of step k+1.
   """
   out = []
   for row, index in enumerate(range(len(eval_source)) if indices is None else indices):
     recipe = Recipe.from_example(eval_source[int(index)])
     for k in observed_counts(recipe, first_k, last_k):
       out.append({"recipe": recipe.name, "k": k, "observed": list(recipe.steps[:k]),
-                  "prediction": predict_fn(row, recipe, k), "reference": recipe.steps[k]})
+                  "prediction": predict_fn(row, recipe, k), "reference": recipe.raw_steps[k]})
   return out
 
 

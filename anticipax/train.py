@@ -37,6 +37,7 @@ from anticipax import optimizers
 from anticipax import sharding
 from anticipax import tasks
 from anticipax.data import buckets
+from anticipax.data import datasets
 from anticipax.data import pipeline
 
 
@@ -238,8 +239,11 @@ class Trainer:
     order = np.argsort(cat["index"][keep], kind="stable")
     return {k: v[keep][order] for k, v in cat.items()}
 
-  def evaluate(self, params) -> dict[str, float]:
-    return self.task.evaluate(self.predict(params, self.splits.eval))
+  def evaluate(self, params, source=None) -> dict[str, float]:
+    """The task's metrics on `source` (default the evaluation split)."""
+    if source is None:
+      return self.task.evaluate(self.predict(params, self.splits.eval))
+    return self.task.evaluate(self.predict(params, source), source)
 
 
 class NumericalError(FloatingPointError):
@@ -365,10 +369,13 @@ def _run(config, workdir, splits, overwrite, preemption) -> dict[str, Any]:
   if eval_metrics is None:  # resumed a finished run: score the restored state again
     eval_metrics = trainer.evaluate(state.params)
   checkpoints.latest.wait_until_finished()
+  result = {"step": step, **{f"eval/{k}": float(v) for k, v in eval_metrics.items()}}
   if step == trainer.total_steps:
     trainer.task.finalize(trainer, state, workdir)
+    if config.eval.get("test_split"):
+      result.update(_evaluate_test(trainer, checkpoints, state, config.eval.test_split, workdir))
+      writer.write_scalars(step, {k: v for k, v in result.items() if k.startswith("test/")})
   writer.flush()
-  result = {"step": step, **{f"eval/{k}": float(v) for k, v in eval_metrics.items()}}
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "metrics.json"), "w") as f:
       json.dump(result, f, indent=2, sort_keys=True)
@@ -376,11 +383,29 @@ def _run(config, workdir, splits, overwrite, preemption) -> dict[str, Any]:
   return result
 
 
+def _evaluate_test(trainer: Trainer, checkpoints: checkpointing.Checkpoints, state: TrainState, split: str,
+                   workdir: str) -> dict[str, Any]:
+  """`test/...` metrics of the checkpoint selected on validation (`eval.best_metric`; the final state if no
+  evaluation was saved as best), and `test_step`, the step of that checkpoint."""
+  best = checkpoints.best_state(trainer.abstract_state)
+  step, params = (best[0], best[1].params) if best else (int(jax.device_get(state.step)), state.params)
+  metrics = trainer.evaluate(params, datasets.source(trainer.config.data, split))
+  logging.info("Test split %r with the checkpoint of step %d (selected on %s).", split, step,
+               trainer.config.eval.best_metric)
+  if hasattr(trainer.task, "write_predictions"):  # generated sentences: predictions_<split>.jsonl
+    trainer.task.write_predictions(workdir, f"predictions_{split}.jsonl")
+  return {"test_step": step, **{f"test/{k}": float(v) for k, v in metrics.items()}}
+
+
 def format_metrics(result: dict[str, Any]) -> str:
   """A readable table of the final evaluation (percentages)."""
   lines = [f"Validation after step {result['step']}:"]
   for key in sorted(k for k in result if k.startswith("eval/")):
     lines.append(f"  {key[5:]:<32s} {100 * result[key]:6.2f} %")
+  if "test_step" in result:
+    lines.append(f"Test, checkpoint of step {result['test_step']} (best on validation):")
+    for key in sorted(k for k in result if k.startswith("test/")):
+      lines.append(f"  {key[5:]:<32s} {100 * result[key]:6.2f} %")
   return "\n".join(lines)
 
 

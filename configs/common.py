@@ -47,7 +47,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.profile_steps = 0
   c.train.profile_first_step = 10
 
-  c.eval = ml_collections.ConfigDict({"batch_size": 64, "best_metric": "action/mean_top1"})
+  # test_split: a labelled split scored once training ends, with the checkpoint best on `best_metric` over the
+  # evaluation split ("" = none: EPIC's test sets are unlabelled and go to the challenge export instead).
+  c.eval = ml_collections.ConfigDict({"batch_size": 64, "best_metric": "action/mean_top1", "test_split": ""})
 
   # Knowledge distillation from a text teacher (anticipation task). kind: "" (off), "kl", "contrastive".
   # reduction: "sum" = KL summed over classes (Hinton); "mean" = averaged over them (the seed paper's code).

@@ -18,6 +18,7 @@ from anticipax import train
 from anticipax.data import action_text
 from anticipax.data import datasets
 from anticipax.data import teacher_outputs
+from anticipax.data.tasty import text
 from anticipax.tasks import next_step
 from configs import tasty
 
@@ -74,8 +75,8 @@ def _text(value) -> str:
   return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _steps(example) -> list[str]:
-  return [_text(s) for s in example["steps"][:int(example["num_steps"])]]
+def _steps(example, key="steps") -> list[str]:
+  return [_text(s) for s in example[key][:int(example["num_steps"])]]
 
 
 def _read_jsonl(path):
@@ -100,13 +101,18 @@ def test_stage_trains_scores_and_writes_predictions(runs, stage):
   # Every validation recipe with n steps has a record for k = 1..min(8, n - 1), reference = step k + 1.
   source = _source(configs[stage], "validation")
   recipes = {_text(source[i]["recipe"]): _steps(source[i]) for i in range(len(source))}
+  raw = {_text(source[i]["recipe"]): _steps(source[i], "raw_steps") for i in range(len(source))}
   records = _read_jsonl(root / stage / "predictions.jsonl")
   assert all(set(r) == {"recipe", "k", "observed", "prediction", "reference"} for r in records)
   assert sorted((r["recipe"], r["k"]) for r in records) == sorted(
       (name, k) for name, steps in recipes.items() for k in range(1, min(8, len(steps) - 1) + 1))
   for r in records:
     steps = recipes[r["recipe"]]
-    assert r["k"] >= 1 and r["reference"] == steps[r["k"]] and r["observed"] == steps[:r["k"]]
+    assert r["k"] >= 1 and r["observed"] == steps[:r["k"]]
+    # The reference is the dataset's own sentence ("Add the shrimp to the wok."), not the model's
+    # normalized text ("add the shrimp to the wok ."): coco-caption tokenizes it as the papers' scorer does.
+    assert r["reference"] == raw[r["recipe"]][r["k"]] != steps[r["k"]]
+    assert text.normalize(r["reference"]) == steps[r["k"]]
     assert isinstance(r["prediction"], str)
   # k-averaged and per-k keys; the average is the unweighted mean over k; METEOR is NaN without Java.
   ks = sorted({r["k"] for r in records})
@@ -119,7 +125,17 @@ def test_stage_trains_scores_and_writes_predictions(runs, stage):
   assert math.isnan(metrics["eval/meteor"]) and math.isnan(metrics["eval/k1/meteor"])
   # The file holds exactly what was scored.
   rescored = captions.anticipation_caption_metrics(records)
-  _same_metrics({f"eval/{k}": v for k, v in rescored.items()}, {k: v for k, v in metrics.items() if k != "step"})
+  _same_metrics({f"eval/{k}": v for k, v in rescored.items()},
+                {k: v for k, v in metrics.items() if k.startswith("eval/")})
+  # Then the test split, with the checkpoint selected on validation: its own records and scores.
+  assert metrics["test_step"] == 2
+  test = _source(configs[stage], "test")
+  test_records = _read_jsonl(root / stage / "predictions_test.jsonl")
+  assert {r["recipe"] for r in test_records} == {_text(test[i]["recipe"]) for i in range(len(test))
+                                                 if int(test[i]["num_steps"]) > 1}
+  assert not {r["recipe"] for r in test_records} & set(recipes)
+  _same_metrics({f"test/{k}": v for k, v in captions.anticipation_caption_metrics(test_records).items()},
+                {k: v for k, v in metrics.items() if k.startswith("test/")})
 
 
 @pytest.mark.slow
@@ -204,9 +220,14 @@ def test_predict_reproduces_the_final_evaluation(runs):
   root, configs, results = runs
   workdir = str(root / "teacher")
   result = predict.run(configs["teacher"], workdir)
-  _same_metrics(result, results["teacher"])
+  _same_metrics(result, {k: v for k, v in results["teacher"].items() if k == "step" or k.startswith("eval/")})
   path = os.path.join(workdir, "predictions_validation.jsonl")
   assert _read_jsonl(path) == _read_jsonl(os.path.join(workdir, "predictions.jsonl"))
+  # The test numbers of training are those of the best checkpoint on the test split.
+  test = predict.run(configs["teacher"], workdir, split="test")
+  assert test["step"] == results["teacher"]["test_step"]
+  _same_metrics({f"test/{k[5:]}": v for k, v in test.items() if k.startswith("eval/")},
+                {k: v for k, v in results["teacher"].items() if k.startswith("test/")})
 
 
 @pytest.mark.slow

@@ -140,7 +140,8 @@ def test_perfect_predictor_scores_bleu4_one():
 def test_evaluate_scores_the_hand_computed_bleu4():
   result = step_baselines.evaluate([TRAIN], EVAL, first_k=0, last_k=3)
   assert sorted(result) == sorted(EXPECTED)
-  assert set(result["retrieval"]) == {f"k{k}/{m}" for k in range(4) for m in captions.METRICS} | set(captions.METRICS)
+  assert set(result["retrieval"]) == ({f"{g}/{m}" for g in ("k0", "k1", "k2", "k3", "pooled") for m in captions.METRICS}
+                                      | set(captions.METRICS))
   # Corpus BLEU-4 per k over the recipes reaching k (4-word sentences, equal lengths: no brevity penalty).
   # A 4-word exact match + a pair sharing only "the": 1-grams 5/8, 2-grams 3/6, 3-grams 2/4, 4-grams 1/2.
   one_of_two = (5 / 8 * 3 / 6 * 2 / 4 * 1 / 2) ** 0.25

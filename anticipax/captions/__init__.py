@@ -36,7 +36,9 @@ Aggregation (`anticipation_caption_metrics`). S_k is the set of recipes with a r
   mean over S_k of sentence scores whose IDF comes from the references of S_k only, so it
   depends on which recipes reach k; with one recipe every IDF is 0 and CIDEr is 0.
 The overall ``<m>`` is the unweighted mean over k of ``k{k}/<m>`` (every k counts the same,
-however many recipes reach it). Tokenization is per k as well, in the records' order; the
+however many recipes reach it); ``pooled/<m>`` scores every (recipe, k) record as one set (each
+record counts the same, so small k, which more recipes reach, weigh more; CIDEr's IDF is over all
+the references). Tokenization is per k as well, in the records' order; the
 jar's tokens of a line can depend on the start of the next line (rarely: a period after a
 lone letter or an acronym at the end of a sentence), which the Python port reproduces.
 """

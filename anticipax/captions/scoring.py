@@ -173,8 +173,11 @@ def anticipation_caption_metrics(records: Iterable[Any], *,
 
   Returns:
     ``k{k}/{m}`` for every k present and every m in METRICS: pycocoevalcap's score over the
-    recipes that have a record at k; ``{m}``: the unweighted mean over k of ``k{k}/{m}``.
-    All NaN-free except METEOR without Java (NaN). Empty `records` give NaN for every ``{m}``.
+    recipes that have a record at k; ``{m}``: the unweighted mean over k of ``k{k}/{m}``;
+    ``pooled/{m}``: one score over every (recipe, k) record together (corpus-level BLEU and METEOR,
+    CIDEr's IDF over all the references), the other common way to aggregate.
+    All NaN-free except METEOR without Java (NaN). Empty `records` give NaN for every ``{m}`` and
+    ``pooled/{m}``.
     See the `anticipax.captions` docstring for what the averages are exactly.
   """
   by_k: dict[int, tuple[dict[Any, str], dict[Any, str]]] = {}
@@ -194,12 +197,15 @@ def anticipation_caption_metrics(records: Iterable[Any], *,
   out: dict[str, float] = {}
   per_metric: dict[str, list[float]] = {m: [] for m in METRICS}
   ks = sorted(by_k)
+  pooled = tuple({(recipe, k): text for k in ks for recipe, text in by_k[k][side].items()} for side in (0, 1))
   with CaptionScorer(use_java) as scorer:
-    for k, scores in zip(ks, scorer.score_many([by_k[k] for k in ks])):
-      for m in METRICS:
-        out[f"k{k}/{m}"] = scores[m]
-        per_metric[m].append(scores[m])
+    *per_k, pooled_scores = scorer.score_many([by_k[k] for k in ks] + [pooled])
+  for k, scores in zip(ks, per_k):
+    for m in METRICS:
+      out[f"k{k}/{m}"] = scores[m]
+      per_metric[m].append(scores[m])
   for m in METRICS:
     values = per_metric[m]
     out[m] = math.fsum(values) / len(values) if values else math.nan
+    out[f"pooled/{m}"] = pooled_scores[m]
   return out

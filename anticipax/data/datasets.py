@@ -26,7 +26,8 @@ def _tasty(cfg):
   """`tasty_videos` from the manual dir, or `tasty_synthetic`: a generated collection in the same format."""
   kwargs = dict(split=cfg.get("split", "split_4022"), stride=cfg.get("stride", 5),
                 frames_per_step=cfg.get("frames_per_step", 8), max_steps=cfg.get("max_steps", 16),
-                min_word_count=cfg.get("min_word_count", 1), drop=tuple(cfg.get("drop", ())))
+                min_word_count=cfg.get("min_word_count", 1), drop=tuple(cfg.get("drop", ())),
+                steps_without_video=cfg.get("steps_without_video", "keep"))
   if cfg.name == "tasty_synthetic":
     return tasty_synthetic.load_demo(cfg.get("tfds_data_dir"), num_recipes=cfg.get("num_recipes", 600),
                                      feature_dim=cfg.get("feature_dim", 64), seed=cfg.get("data_seed", 0),

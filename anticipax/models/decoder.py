@@ -7,13 +7,20 @@ Two ways to run it:
   pytree whose every leaf has the rows N as its leading axis, so `anticipax.decoding` can reorder it by
   beam; `step_uncached` has the same signature and recomputes the whole prefix instead.
 
+With `copy_positions > 0` the decoder can also *copy* (a pointer-generator, See et al. 2017): given source
+tokens (e.g. a recipe's ingredient words) it mixes the vocabulary distribution with an attention
+distribution over those tokens, p = (1 - g) softmax(logits) + g sum_c a_c onehot(source_c), g a learned
+gate; its outputs are then log p (normalized, so softmax/log_softmax of them is p again).
+
 Cache pytree (dtype of the computation):
-  memory [N, M, Dm], memory_mask [N, M] bool, and (unless `use_cache=False`)
+  memory [N, M, Dm], memory_mask [N, M] bool, with copying copy_ids [N, C], copy_mask [N, C] bool and
+  copy_keys [N, C, D], and (unless `use_cache=False`)
   layers: one dict per block: self_k, self_v [N, max_len, heads, head_dim] (positions > index are zeros)
           and cross_k, cross_v [N, M, heads, head_dim] (the memory's keys and values, computed once).
 
 Parameter tree: embed/embedding [V, D] ("vocab", "embed"), wpe [max_len, D], blocks_{i}/{ln_1, self_attn,
-ln_2, cross_attn, ln_3, mlp}, ln_f, and out/{kernel, bias} only without tied embeddings.
+ln_2, cross_attn, ln_3, mlp}, ln_f, out/{kernel, bias} only without tied embeddings, and with copying
+copy_wpe [copy_positions, D], copy_query, copy_key, copy_gate.
 """
 
 from __future__ import annotations
@@ -155,6 +162,8 @@ class TransformerDecoder(nn.Module):
     mlp_ratio: MLP width as a multiple of D.
     dropout: embedding, attention, residual and MLP dropout (teacher forcing with deterministic=False).
     tie_embeddings: logits are the final states times the word embedding (no separate output kernel).
+    copy_positions: > 0 enables copying from source tokens (`copy_ids`) of up to this many positions, each
+      with a learned position embedding (so the order of the source can choose, e.g. the first vegetable).
     dtype: computation dtype (e.g. bfloat16). Parameters are float32, and the output projection and the
       logits are computed in float32 whatever the dtype.
   """
@@ -167,6 +176,7 @@ class TransformerDecoder(nn.Module):
   mlp_ratio: int = 4
   dropout: float = 0.0
   tie_embeddings: bool = True
+  copy_positions: int = 0
   dtype: Dtype = jnp.float32
 
   def setup(self):
@@ -181,13 +191,44 @@ class TransformerDecoder(nn.Module):
     self.ln_f = layer_norm(dtype=self.dtype)
     if not self.tie_embeddings:
       self.out = dense(self.vocab_size, ("embed", "vocab"), dtype=jnp.float32)
+    if self.copy_positions:
+      self.copy_wpe = self.param("copy_wpe", nn.with_logical_partitioning(default_kernel_init, ("length", "embed")),
+                                 (self.copy_positions, self.dim))
+      self.copy_query = dense(self.dim, ("embed", "features"), dtype=jnp.float32)
+      self.copy_key = dense(self.dim, ("embed", "features"), dtype=jnp.float32)
+      self.copy_gate = dense(1, ("embed", None), dtype=jnp.float32)
 
-  def _logits(self, x: jax.Array) -> jax.Array:
+  def copy_source(self, copy_ids: jax.Array | None, copy_mask: jax.Array | None) -> dict[str, jax.Array]:
+    """The tokens to copy from, [N, C] (C <= copy_positions), with their keys; {} without copying."""
+    if not self.copy_positions:
+      return {}
+    if copy_ids is None:
+      raise ValueError("this decoder copies (copy_positions > 0): pass copy_ids [N, C]")
+    if copy_ids.shape[1] > self.copy_positions:
+      raise ValueError(f"{copy_ids.shape[1]} source tokens exceed the decoder's copy_positions {self.copy_positions}")
+    mask = jnp.ones(copy_ids.shape, bool) if copy_mask is None else copy_mask.astype(bool)
+    keys = self.copy_key(self.embed(copy_ids) + self.copy_wpe[:copy_ids.shape[1]])
+    return {"copy_ids": copy_ids, "copy_mask": mask, "copy_keys": keys}
+
+  def _logits(self, x: jax.Array, source: dict[str, jax.Array] | None = None) -> jax.Array:
+    """Final states [N, L, D] -> logits [N, L, V], or with a copy `source` the log of the mixture."""
     x = self.ln_f(x).astype(jnp.float32)
     logits = self.embed.attend(x) if self.tie_embeddings else self.out(x)
+    if source:
+      ids, mask = source["copy_ids"], source["copy_mask"]
+      scores = jnp.einsum("nld,ncd->nlc", self.copy_query(x), source["copy_keys"].astype(jnp.float32))
+      scores = jnp.where(mask[:, None, :], scores / jnp.sqrt(jnp.float32(self.dim)), -1e9)
+      # A row with nothing to copy generates only.
+      gate = jax.nn.sigmoid(self.copy_gate(x)) * mask.any(-1)[:, None, None]
+      batch, length = scores.shape[:2]
+      copied = jnp.zeros_like(logits).at[jnp.arange(batch)[:, None, None], jnp.arange(length)[None, :, None],
+                                          ids[:, None, :]].add(jax.nn.softmax(scores, axis=-1))
+      probs = (1.0 - gate) * jax.nn.softmax(logits, axis=-1) + gate * copied
+      logits = jnp.log(jnp.maximum(probs, jnp.finfo(jnp.float32).tiny))
     return nn.with_logical_constraint(logits, ("batch", "length", "vocab"))
 
   def __call__(self, tokens: jax.Array, memory: jax.Array, memory_mask: jax.Array | None = None, *,
+               copy_ids: jax.Array | None = None, copy_mask: jax.Array | None = None,
                deterministic: bool = True) -> tuple[jax.Array, dict[str, Any]]:
     """Teacher forcing: position t reads tokens <= t and predicts token t + 1.
 
@@ -195,10 +236,13 @@ class TransformerDecoder(nn.Module):
       tokens: [N, L] int decoder inputs (starting with BOS), L <= max_len.
       memory: [N, M, Dm] conditioning vectors (M = 1 for a single state).
       memory_mask: [N, M], True where the memory is valid; None = all valid.
+      copy_ids: [N, C] tokens to copy from (required with copy_positions > 0, ignored otherwise).
+      copy_mask: [N, C], True where copy_ids is a real token; None = all.
       deterministic: False enables dropout (needs a "dropout" rng).
 
     Returns:
       `(logits [N, L, V] float32, aux)`; aux has `hidden` [N, L, D], the final states before LayerNorm.
+      With copying, the logits are log-probabilities of the mixture.
     """
     length = tokens.shape[1]
     if length > self.max_len:
@@ -211,15 +255,17 @@ class TransformerDecoder(nn.Module):
     memory = memory.astype(self.dtype)
     for block in self.blocks:
       x = block(x, memory, memory_mask.astype(bool), deterministic=deterministic)
-    return self._logits(x), {"hidden": x}
+    return self._logits(x, self.copy_source(copy_ids, copy_mask)), {"hidden": x}
 
   def init_cache(self, memory: jax.Array, memory_mask: jax.Array | None = None, *, length: int | None = None,
-                 use_cache: bool = True) -> Cache:
+                 use_cache: bool = True, copy_ids: jax.Array | None = None,
+                 copy_mask: jax.Array | None = None) -> Cache:
     """The decoding state for `step` (use_cache=True) or `step_uncached` (use_cache=False).
 
     Args:
       memory: [N, M, Dm] conditioning vectors.
       memory_mask: [N, M] bool; None = all valid.
+      copy_ids, copy_mask: the tokens to copy from (see `__call__`).
       length: cache positions (the longest decode), at most max_len; default max_len.
       use_cache: allocate per-layer key/value caches (False keeps only the memory).
 
@@ -231,7 +277,8 @@ class TransformerDecoder(nn.Module):
       raise ValueError(f"cache length {length} exceeds the decoder's max_len {self.max_len}")
     if memory_mask is None:
       memory_mask = jnp.ones(memory.shape[:2], bool)
-    cache = {"memory": memory.astype(self.dtype), "memory_mask": memory_mask.astype(bool)}
+    cache = {"memory": memory.astype(self.dtype), "memory_mask": memory_mask.astype(bool),
+             **self.copy_source(copy_ids, copy_mask)}
     if use_cache:
       cache["layers"] = tuple(block.init_cache(cache["memory"], length) for block in self.blocks)
     return cache
@@ -254,11 +301,16 @@ class TransformerDecoder(nn.Module):
     for block, layer_cache in zip(self.blocks, cache["layers"]):
       x, layer_cache = block.step(x, layer_cache, cache["memory_mask"], index)
       layers.append(layer_cache)
-    log_probs = jax.nn.log_softmax(self._logits(x)[:, 0], axis=-1)
+    log_probs = jax.nn.log_softmax(self._logits(x, self._source(cache))[:, 0], axis=-1)
     return log_probs, {**cache, "layers": tuple(layers)}
+
+  @staticmethod
+  def _source(cache: Cache) -> dict[str, jax.Array]:
+    return {k: cache[k] for k in ("copy_ids", "copy_mask", "copy_keys") if k in cache}
 
   def step_uncached(self, tokens: jax.Array, cache: Cache, index: jax.Array) -> tuple[jax.Array, Cache]:
     """As `step`, but reruns the full forward pass over `tokens` (causal, so columns > index do not matter)."""
-    logits, _ = self(tokens, cache["memory"], cache["memory_mask"], deterministic=True)
+    logits, _ = self(tokens, cache["memory"], cache["memory_mask"], copy_ids=cache.get("copy_ids"),
+                     copy_mask=cache.get("copy_mask"), deterministic=True)
     logits = lax.dynamic_index_in_dim(logits, index, axis=1, keepdims=False)
     return jax.nn.log_softmax(logits, axis=-1), cache

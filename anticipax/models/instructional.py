@@ -227,8 +227,9 @@ class NextStepModel(nn.Module):
     temporal: TemporalTransformer of width D (max_len >= S + 1).
     decoder: TransformerDecoder; its memory is one state (M = 1).
     proj_dim: if > 0, aux["projected"] [B, S, proj_dim] projects a representation for the contrastive loss.
-    ingredient_memory: the decoder attends to each ingredient word (its own embedding of it) beside the state
-      (memory M = 1 + Li), so it can name an ingredient the state only points to; else to the state alone.
+    copy_ingredients: the decoder can copy the recipe's ingredient words (its `copy_positions` > 0 must hold
+      them): a step names the ingredient the state only points to, and an ingredient never seen in training
+      can still be named.
     contrast: what aux["projected"] projects: "states" (the temporal states that predict each next step)
       or "steps" (each step's own vector from the step encoder, before the temporal transformer).
     bos_id: first decoder input (teacher forcing prepends it; decoding starts from it).
@@ -241,7 +242,7 @@ class NextStepModel(nn.Module):
   decoder: TransformerDecoder
   proj_dim: int = 0
   contrast: str = "states"
-  ingredient_memory: bool = False
+  copy_ingredients: bool = False
   bos_id: int = 1
   dtype: Dtype = jnp.float32
 
@@ -271,7 +272,8 @@ class NextStepModel(nn.Module):
     return steps, states
 
   def _encode(self, inputs, step_mask, *, train: bool):
-    """`(steps, states, decoder memory)`; the memory is `(memory [B * S, M, D], mask [B * S, M])`."""
+    """`(steps, states, decoder inputs)`: memory [B * S, M, D], memory_mask [B * S, M] and, if copying,
+    copy_ids / copy_mask [B * S, Li] (every step's decoder copies from its recipe's ingredient words)."""
     deterministic = not train
     steps = self.step_encoder(inputs, deterministic=deterministic)  # [B, S, D]
     if step_mask is None:
@@ -284,15 +286,13 @@ class NextStepModel(nn.Module):
     states = self.temporal(sequence, deterministic=deterministic)[:, :-1]
     batch, num_steps, dim = states.shape
     memory, memory_mask = states.reshape(batch * num_steps, 1, dim), jnp.ones((batch * num_steps, 1), bool)
-    if self.ingredient_memory:
-      # Every step's decoder also sees the recipe's ingredient words, as the decoder's own word embeddings:
-      # with tied output embeddings, naming a word it attends to is then close to copying it.
+    decoder_inputs = {"memory": memory, "memory_mask": memory_mask}
+    if self.copy_ingredients:
       ids = inputs["ingredient_ids"]
-      word_mask = inputs.get("ingredient_mask", ids != self.ingredient_encoder.pad_id).astype(bool)
-      words = jnp.repeat(self.decoder.embed(ids).astype(states.dtype), num_steps, axis=0)
-      memory = jnp.concatenate([memory, words], axis=1)
-      memory_mask = jnp.concatenate([memory_mask, jnp.repeat(word_mask, num_steps, axis=0)], axis=1)
-    return steps, states, (memory, memory_mask)
+      word_mask = inputs.get("ingredient_mask", ids != self.ingredient_encoder.pad_id)
+      decoder_inputs.update(copy_ids=jnp.repeat(ids, num_steps, axis=0),
+                            copy_mask=jnp.repeat(word_mask.astype(bool), num_steps, axis=0))
+    return steps, states, decoder_inputs
 
   def __call__(self, inputs: Mapping[str, jax.Array], target_tokens: jax.Array,
                step_mask: jax.Array | None = None, *, train: bool = False
@@ -312,10 +312,10 @@ class NextStepModel(nn.Module):
       aux["states"] [B, S, D] float32, aux["steps"] [B, S, D] float32 (`encode_steps`) and, if proj_dim,
       aux["projected"] [B, S, proj_dim] float32.
     """
-    step_vectors, states, (memory, memory_mask) = self._encode(inputs, step_mask, train=train)
+    step_vectors, states, decoder_inputs = self._encode(inputs, step_mask, train=train)
     batch, steps, length = target_tokens.shape
-    logits, _ = self.decoder(shift_right(target_tokens, self.bos_id).reshape(batch * steps, length), memory,
-                             memory_mask, deterministic=not train)
+    logits, _ = self.decoder(shift_right(target_tokens, self.bos_id).reshape(batch * steps, length),
+                             **decoder_inputs, deterministic=not train)
     outputs = {"logits": logits.reshape(batch, steps, length, -1)}
     aux = {"states": states.astype(jnp.float32), "steps": step_vectors.astype(jnp.float32)}
     if self.proj_dim:
@@ -327,8 +327,8 @@ class NextStepModel(nn.Module):
   def decode_init(self, inputs: Mapping[str, jax.Array], step_mask: jax.Array | None = None, *,
                   length: int | None = None, use_cache: bool = True) -> Cache:
     """Encodes the recipes and returns the decoding cache of all B * S states (row b * S + s)."""
-    _, _, (memory, memory_mask) = self._encode(inputs, step_mask, train=False)
-    return self.decoder.init_cache(memory, memory_mask, length=length, use_cache=use_cache)
+    _, _, decoder_inputs = self._encode(inputs, step_mask, train=False)
+    return self.decoder.init_cache(**decoder_inputs, length=length, use_cache=use_cache)
 
   def decode_step(self, tokens: jax.Array, cache: Cache, index: jax.Array) -> tuple[jax.Array, Cache]:
     """`TransformerDecoder.step`: (log_probs [B * S, V], cache)."""
@@ -386,7 +386,8 @@ def build_next_step_model(cfg, *, vocab_size: int, modality: str, bert_config: B
     text.pooling ["mean" | "cls"]   (modality "text"; the BERT itself is `bert_config`, dtype set to dtype)
     ingredients.embed_dim [dim], ingredients.pad_id [0]
     temporal.num_layers, temporal.max_steps (S; positions S + 1)
-    decoder.num_layers, decoder.max_len, decoder.tie_embeddings [True], decoder.ingredient_memory [False]
+    decoder.num_layers, decoder.max_len, decoder.tie_embeddings [True],
+    decoder.copy_ingredients [0: no copying; else the most ingredient words to copy from, >= Li]
 
   Args:
     cfg: the model ConfigDict.
@@ -419,7 +420,10 @@ def build_next_step_model(cfg, *, vocab_size: int, modality: str, bert_config: B
   t, d = cfg.temporal, cfg.decoder
   temporal = TemporalTransformer(dim, t.num_layers, heads, max_len=t.max_steps + 1, mlp_ratio=mlp_ratio,
                                  dropout=dropout, dtype=dtype)
+  copy_positions = d.get("copy_ingredients", 0)
   decoder = TransformerDecoder(vocab_size, dim, d.num_layers, heads, max_len=d.max_len, mlp_ratio=mlp_ratio,
-                               dropout=dropout, tie_embeddings=d.get("tie_embeddings", True), dtype=dtype)
+                               dropout=dropout, tie_embeddings=d.get("tie_embeddings", True),
+                               copy_positions=copy_positions, dtype=dtype)
   return NextStepModel(step_encoder, ingredient_encoder, temporal, decoder, proj_dim=cfg.get("proj_dim", 0),
-                       ingredient_memory=d.get("ingredient_memory", False), bos_id=bos_id, dtype=dtype)
+                       copy_ingredients=bool(copy_positions),
+                       bos_id=bos_id, dtype=dtype)

@@ -144,6 +144,43 @@ PUNCTUATED = {
 
 
 @needs_java
+def test_raw_references_score_as_coco_caption_scores_them():
+  """References as a dataset writes them (contractions, decimals, hyphens, fractions, degrees, parentheses)
+  and predictions as a model writes them (normalized): the per-k and pooled scores are coco-caption's,
+  i.e. pycocoevalcap's own PTBTokenizer and scorers on the same raw strings."""
+  from anticipax.data.tasty import text  # pylint: disable=g-import-not-at-top
+  from pycocoevalcap.bleu.bleu import Bleu  # pylint: disable=g-import-not-at-top
+  from pycocoevalcap.cider.cider import Cider  # pylint: disable=g-import-not-at-top
+  from pycocoevalcap.meteor.meteor import Meteor  # pylint: disable=g-import-not-at-top
+  from pycocoevalcap.rouge.rouge import Rouge  # pylint: disable=g-import-not-at-top
+  from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer  # pylint: disable=g-import-not-at-top
+
+  references = {"r1": "Don't over-mix the batter; it'll be tough.", "r2": "Bake at 350°F for 1.5 hours.",
+                "r3": "Add 1/2 cup of stir-fry sauce (or soy sauce).", "r4": "Let it rest 5-7 minutes, then serve!",
+                "r5": "Whisk the eggs until they're frothy.", "r6": "Preheat the oven to 175°C."}
+  predictions = {"r1": text.normalize("Don't mix the batter."), "r2": text.normalize("Bake at 350°F for 1.5 hours."),
+                 "r3": text.normalize("Add the stir-fry sauce."), "r4": "let it rest .",
+                 "r5": text.normalize("Whisk the eggs."), "r6": "preheat the oven to 175 ° c ."}
+  out = captions.anticipation_caption_metrics(
+      [dict(recipe=r, k=1, prediction=predictions[r], reference=references[r]) for r in references])
+  gts = PTBTokenizer().tokenize({r: [{"caption": c}] for r, c in references.items()})
+  res = PTBTokenizer().tokenize({r: [{"caption": c}] for r, c in predictions.items()})
+  assert gts["r1"] == ["do n't over-mix the batter it 'll be tough"]  # what coco-caption counts
+  expected = dict(zip(("bleu1", "bleu2", "bleu3", "bleu4"), Bleu(4).compute_score(gts, res, verbose=0)[0]))
+  expected["rouge_l"] = Rouge().compute_score(gts, res)[0]
+  expected["cider"] = Cider().compute_score(gts, res)[0]
+  expected["meteor"] = Meteor().compute_score(gts, res)[0]  # its JVM ends with the object
+  for m in captions.METRICS:
+    assert out[f"k1/{m}"] == pytest.approx(expected[m], rel=1e-9, abs=1e-12), m
+    assert out[f"pooled/{m}"] == pytest.approx(expected[m], rel=1e-9, abs=1e-12), m
+  # Normalizing the references first (what anticipax did before) changes the counts: "don ' t" is not
+  # "do n't", "1 . 5" is not "1.5", "stir - fry" is not "stir-fry".
+  normalized = captions.anticipation_caption_metrics(
+      [dict(recipe=r, k=1, prediction=predictions[r], reference=text.normalize(references[r])) for r in references])
+  assert normalized["bleu4"] != pytest.approx(out["bleu4"], rel=1e-3)
+
+
+@needs_java
 def test_no_java_equals_java(java_scorer, monkeypatch, caplog):
   refs = {k: v[0] for k, v in PUNCTUATED.items()}
   preds = {k: v[1] for k, v in PUNCTUATED.items()}
@@ -202,7 +239,7 @@ def test_anticipation_aggregation_by_hand():
            reference="Bake for ten minutes."),
   ]
   out = captions.anticipation_caption_metrics(records, use_java=False)
-  assert set(out) == set(captions.METRICS) | {f"k{k}/{m}" for k in (1, 2) for m in captions.METRICS}
+  assert set(out) == set(captions.METRICS) | {f"{g}/{m}" for g in ("k1", "k2", "pooled") for m in captions.METRICS}
   # k=1 over {r1, r2}: unigram matches 3/3 + 2/2, lengths 5 vs 4 + 4.
   k1_bleu1 = math.exp(1 - 8 / 5) * 1.0
   k1_rouge = (_rouge_f(3, 3, 4) + _rouge_f(2, 2, 4)) / 2
@@ -213,6 +250,11 @@ def test_anticipation_aggregation_by_hand():
   assert out["k2/rouge_l"] == 1.0 and out["k2/cider"] == 0.0
   # Overall: unweighted mean over k.
   assert out["bleu1"] == pytest.approx((k1_bleu1 + 1.0) / 2, rel=1e-8)
+  # Pooled: one corpus over the three records (unigrams 3/3 + 2/2 + 4/4, lengths 3 + 2 + 4 vs 4 + 4 + 4),
+  # which weighs k by its number of recipes; ROUGE-L is then the mean over records.
+  assert out["pooled/bleu1"] == pytest.approx(math.exp(1 - 12 / 9), rel=1e-8)
+  assert out["pooled/rouge_l"] == pytest.approx((2 * k1_rouge + 1.0) / 3, rel=1e-12)
+  assert out["pooled/bleu1"] != pytest.approx(out["bleu1"], rel=1e-3)
   assert out["rouge_l"] == pytest.approx((k1_rouge + 1.0) / 2, rel=1e-12)
   for m in captions.METRICS:
     if m != "meteor":
@@ -308,5 +350,6 @@ def test_invalid_inputs(python_scorer):
 def test_empty_inputs():
   assert all(math.isnan(v) for v in captions.score_captions({}, {}, use_java=False).values())
   out = captions.anticipation_caption_metrics([], use_java=False)
-  assert set(out) == set(captions.METRICS) and all(math.isnan(v) for v in out.values())
+  assert set(out) == set(captions.METRICS) | {f"pooled/{m}" for m in captions.METRICS}
+  assert all(math.isnan(v) for v in out.values())
 

@@ -25,13 +25,13 @@ def _inputs(seed=0):
   return tokens, memory, memory_mask
 
 
-def random_params(model, *args, seed=0, scale=0.5):
+def random_params(model, *args, seed=0, scale=0.5, **kwargs):
   """Parameters of `model.init(*args)`: weights drawn from N(0, scale^2) with numpy, biases 0, LN scales 1.
 
   Far from the near-uniform outputs of the real initialisation, so argmax decisions are not near-ties and
   equality tests have teeth; and nothing but the model itself is compiled (tests stay fast on few CPUs).
   """
-  abstract = nn.unbox(jax.eval_shape(lambda: model.init(jax.random.key(0), *args))["params"])
+  abstract = nn.unbox(jax.eval_shape(lambda: model.init(jax.random.key(0), *args, **kwargs))["params"])
   rng = np.random.default_rng(seed)
 
   def draw(path, x):
@@ -83,17 +83,25 @@ def test_bfloat16_computes_in_bf16_with_float32_params_logits_and_log_probs():
   assert log_probs.shape == (N, V) and log_probs.dtype == jnp.float32
 
 
-def test_incremental_decoding_with_the_cache_equals_teacher_forcing():
-  model = _decoder()
+def _source():
+  """Tokens to copy from [N, C]: row 1 with a padded slot, row 2 with nothing to copy."""
+  ids = jnp.array([[4, 7, 9], [5, 5, 0], [1, 2, 3]], jnp.int32)
+  return ids, jnp.array([[True, True, True], [True, True, False], [False, False, False]])
+
+
+@pytest.mark.parametrize("copy", [False, True], ids=["generate", "copy"])
+def test_incremental_decoding_with_the_cache_equals_teacher_forcing(copy):
+  model = _decoder(copy_positions=4 if copy else 0)
   tokens, memory, memory_mask = _inputs()
-  variables = {"params": random_params(model, tokens, memory, memory_mask)}
+  source = dict(zip(("copy_ids", "copy_mask"), _source())) if copy else {}
+  variables = {"params": random_params(model, tokens, memory, memory_mask, **source)}
 
   @jax.jit
   def run(tokens, memory, memory_mask):
     """Teacher-forced log-probs and those of `step` / `step_uncached`, position by position: [N, L, V] each."""
-    logits, _ = model.apply(variables, tokens, memory, memory_mask)
-    cache = model.apply(variables, memory, memory_mask, method="init_cache")
-    no_cache = model.apply(variables, memory, memory_mask, use_cache=False, method="init_cache")
+    logits, _ = model.apply(variables, tokens, memory, memory_mask, **source)
+    cache = model.apply(variables, memory, memory_mask, **source, method="init_cache")
+    no_cache = model.apply(variables, memory, memory_mask, use_cache=False, **source, method="init_cache")
 
     def one(cache, i):
       log_probs, cache = model.apply(variables, tokens, cache, i, method="step")
@@ -107,6 +115,40 @@ def test_incremental_decoding_with_the_cache_equals_teacher_forcing():
   np.testing.assert_allclose(cached, expected, atol=1e-5, rtol=1e-5)
   np.testing.assert_allclose(uncached, expected, atol=1e-5, rtol=1e-5)
   assert float(jnp.std(expected)) > 0.5  # far from uniform: the check has teeth
+
+
+def test_copying_mixes_a_pointer_over_the_source_into_the_word_distribution():
+  tokens, memory, memory_mask = _inputs()
+  ids, mask = _source()
+  model, plain = _decoder(copy_positions=4), _decoder()
+  params = random_params(model, tokens, memory, memory_mask, copy_ids=ids, copy_mask=mask)
+  forward = jax.jit(lambda p, i, m: model.apply({"params": p}, tokens, memory, memory_mask, copy_ids=i,
+                                                copy_mask=m)[0])
+  out = forward(params, ids, mask)
+  # Normalized log-probabilities, so every consumer's log_softmax leaves them as they are.
+  np.testing.assert_allclose(jax.scipy.special.logsumexp(out, axis=-1), 0.0, atol=1e-5)
+  # A row with nothing to copy is the generator alone: the same as a decoder without copying.
+  generator = {k: v for k, v in params.items() if not k.startswith("copy_")}
+  expected = jax.nn.log_softmax(plain.apply({"params": generator}, tokens, memory, memory_mask)[0])
+  np.testing.assert_allclose(out[2], expected[2], atol=1e-5)
+  assert not np.allclose(out[:2], expected[:2], atol=1e-3)
+  # A masked source slot is not copied: its token may be anything.
+  np.testing.assert_allclose(forward(params, ids.at[1, 2].set(8), mask), out, atol=1e-6)
+  # With the gate open, all the mass is on the source tokens, spread by the pointer's attention.
+  gate = {**params, "copy_gate": {**params["copy_gate"], "bias": jnp.full((1,), 30.0)}}
+  probs = np.exp(np.asarray(forward(gate, ids, mask)))
+  np.testing.assert_allclose(probs[0][:, [4, 7, 9]].sum(-1), 1.0, atol=1e-5)
+  np.testing.assert_allclose(probs[1][:, 5], 1.0, atol=1e-5)  # copied from two slots, one word
+  assert probs[0][:, [4, 7, 9]].max() < 0.999  # the pointer attends, it does not pick one slot blindly
+
+
+def test_copying_needs_its_source_and_refuses_a_longer_one():
+  tokens, memory, memory_mask = _inputs()
+  model = _decoder(copy_positions=2)
+  with pytest.raises(ValueError, match="pass copy_ids"):
+    jax.eval_shape(lambda: model.init(jax.random.key(0), tokens, memory, memory_mask))
+  with pytest.raises(ValueError, match="3 source tokens exceed the decoder's copy_positions 2"):
+    jax.eval_shape(lambda: model.init(jax.random.key(0), tokens, memory, memory_mask, copy_ids=_source()[0]))
 
 
 def test_positions_see_only_earlier_tokens_and_only_unmasked_memory():

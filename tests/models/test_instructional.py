@@ -23,13 +23,13 @@ B, S, F, IN_DIM, LI, L, T, V, DIM, PROJ = 2, 3, 4, 6, 3, 6, 5, 13, 16, 8
 EOS = 2
 
 
-def _cfg(pooling="mean", dtype="float32", ingredient_memory=False):
+def _cfg(pooling="mean", dtype="float32", copy_ingredients=0):
   return ml_collections.ConfigDict({
       "dim": DIM, "num_heads": 4, "dropout": 0.0, "dtype": dtype, "proj_dim": PROJ,
       "visual": {"num_layers": 1, "max_frames": F, "pooling": pooling},
       "text": {"pooling": pooling},
       "temporal": {"num_layers": 1, "max_steps": S},
-      "decoder": {"num_layers": 1, "max_len": L, "tie_embeddings": True, "ingredient_memory": ingredient_memory},
+      "decoder": {"num_layers": 1, "max_len": L, "tie_embeddings": True, "copy_ingredients": copy_ingredients},
   })
 
 
@@ -52,14 +52,19 @@ def _targets(seed=0):
   return jnp.asarray(np.random.default_rng(seed).integers(3, V, (B, S, L)), jnp.int32)
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["state_memory", "ingredient_memory"])
+@pytest.fixture(scope="module", params=[0, LI], ids=["generate", "copy_ingredients"])
 def visual(request):
   """(model, variables, forward): forward(variables, inputs, targets) is the jitted apply, compiled once; the
-  decoder attends to the state alone, or to the state and the ingredient words (`decoder.ingredient_memory`)."""
-  model = build_next_step_model(_cfg(ingredient_memory=request.param), vocab_size=V, modality="visual")
-  assert model.ingredient_memory == request.param
+  decoder generates words only, or can also copy the recipe's ingredient words (`decoder.copy_ingredients`)."""
+  model = build_next_step_model(_cfg(copy_ingredients=request.param), vocab_size=V, modality="visual")
+  assert model.copy_ingredients == bool(request.param)
   forward = jax.jit(lambda v, x, t: model.apply(v, x, t))
-  return model, {"params": random_params(model, _inputs(), _targets(), seed=2)}, forward
+  # Seeds whose random decoders end some sentences (EOS) early and others not: the decoding test needs both.
+  params = random_params(model, _inputs(), _targets(), seed=9 if request.param else 2)
+  if model.copy_ingredients:  # a gate that mostly generates, so that some sentences end (EOS) and some not
+    params["decoder"]["copy_gate"] = {"kernel": 0.1 * params["decoder"]["copy_gate"]["kernel"],
+                                      "bias": jnp.full((1,), -3.0)}
+  return model, {"params": params}, forward
 
 
 def _check_axis_names(params):
@@ -207,12 +212,19 @@ def test_greedy_and_beam_decoding_of_every_state(visual):
     np.testing.assert_allclose(jnp.sum(jnp.where(ended == 0, log_probs, 0.0), -1), scores, atol=1e-4)
 
 
-def test_ingredient_memory_reads_the_same_parameters_and_changes_only_the_decoder(visual):
-  # The ingredient words reach the decoder as its own word embeddings: no new parameters, the same
-  # states, other word distributions.
-  model, variables, forward = visual
-  other = model.clone(ingredient_memory=not model.ingredient_memory)
-  out, aux = forward(variables, _inputs(), _targets())
-  out2, aux2 = other.apply(variables, _inputs(), _targets())
+def test_copying_ingredients_changes_only_the_word_distributions_and_points_at_the_recipes_words():
+  model = build_next_step_model(_cfg(copy_ingredients=LI), vocab_size=V, modality="visual")
+  params = random_params(model, _inputs(), _targets(), seed=2)
+  forward = jax.jit(lambda m, p: m.apply({"params": p}, _inputs(), _targets()), static_argnums=0)
+  out, aux = forward(model, params)
+  plain = build_next_step_model(_cfg(), vocab_size=V, modality="visual")
+  generator = {**params, "decoder": {k: v for k, v in params["decoder"].items() if not k.startswith("copy_")}}
+  out2, aux2 = forward(plain, generator)
   np.testing.assert_allclose(aux2["states"], aux["states"], atol=1e-6)
-  assert not np.allclose(out2["logits"], out["logits"], atol=1e-3)
+  assert not np.allclose(jax.nn.log_softmax(out2["logits"]), out["logits"], atol=1e-3)
+  # With the gate open every step of recipe b names only b's ingredient words (0 is padding in recipe 0).
+  gate = {**params, "decoder": {**params["decoder"], "copy_gate": {**params["decoder"]["copy_gate"],
+                                                                   "bias": jnp.full((1,), 30.0)}}}
+  probs = np.exp(np.asarray(forward(model, gate)[0]["logits"]))
+  np.testing.assert_allclose(probs[0][..., [3, 4]].sum(-1), 1.0, atol=1e-5)
+  np.testing.assert_allclose(probs[1][..., [5, 6, 7]].sum(-1), 1.0, atol=1e-5)

@@ -47,6 +47,9 @@ class TastyConfig(tfds.core.BuilderConfig):
     max_steps: S, steps kept per recipe (longer recipes are truncated and counted).
     min_word_count: training-split occurrences a word needs to enter the vocabulary.
     drop: recipe names to skip (the public loaders drop a few without usable alignment).
+    steps_without_video: "keep" (a step with no video segment stays in the recipe: the text teacher reads
+      it, a visual student sees the learned no-video vector, and it is predicted like any step) or "drop"
+      (removed from the recipe before anything else, as public Tasty loaders that keep aligned steps only).
   """
 
   split: str = "split_4022"
@@ -56,14 +59,21 @@ class TastyConfig(tfds.core.BuilderConfig):
   max_steps: int = 16
   min_word_count: int = 1
   drop: tuple[str, ...] = ()
+  steps_without_video: str = "keep"
+
+
+STEPS_WITHOUT_VIDEO = ("keep", "drop")
 
 
 def make_config(*, split: str = "split_4022", features: str = "{recipe_dir}/resnet50.npy",
                 stride: int = 5, frames_per_step: int = 8, max_steps: int = 16,
-                min_word_count: int = 1, drop=()) -> TastyConfig:
+                min_word_count: int = 1, drop=(), steps_without_video: str = "keep") -> TastyConfig:
   """A config whose name encodes every field, so that different configs never share files."""
   if not re.fullmatch(r"[\w.-]+", split):
     raise ValueError(f"split must be a folder name under SPLITS/, got {split!r}")
+  if steps_without_video not in STEPS_WITHOUT_VIDEO:
+    raise ValueError(f"steps_without_video must be one of {', '.join(STEPS_WITHOUT_VIDEO)}, "
+                     f"got {steps_without_video!r}")
   for name, value in (("stride", stride), ("frames_per_step", frames_per_step),
                       ("max_steps", max_steps), ("min_word_count", min_word_count)):
     if int(value) != value or value < 1:
@@ -71,11 +81,12 @@ def make_config(*, split: str = "split_4022", features: str = "{recipe_dir}/resn
   drop = tuple(sorted(set(drop)))
   # The pattern and the drop list are free text: a stable digest keeps the name short and valid.
   digest = hashlib.sha256(repr((features, drop)).encode()).hexdigest()[:8]
+  novideo = "" if steps_without_video == "keep" else "_nv"  # "keep" keeps the names of earlier builds
   return TastyConfig(
-      name=f"{split}_F{frames_per_step}_S{max_steps}_st{stride}_mc{min_word_count}_{digest}",
+      name=f"{split}_F{frames_per_step}_S{max_steps}_st{stride}_mc{min_word_count}{novideo}_{digest}",
       description=f"{split}, {frames_per_step} rows per step, at most {max_steps} steps",
       split=split, features=features, stride=stride, frames_per_step=frames_per_step,
-      max_steps=max_steps, min_word_count=min_word_count, drop=drop)
+      max_steps=max_steps, min_word_count=min_word_count, drop=drop, steps_without_video=steps_without_video)
 
 
 def sample_rows(first: int, last: int, num: int) -> tuple[np.ndarray, np.ndarray]:
@@ -113,12 +124,20 @@ def make_example(recipe: reader.Recipe, features: np.ndarray, config: TastyConfi
       "recipe": recipe.name,
       "ingredients": ", ".join(text.normalize(x) for x in recipe.ingredients),
       "steps": np.array(steps + [""] * (s - len(steps)), dtype=object),
+      "raw_steps": np.array(list(recipe.steps[:s]) + [""] * (s - len(steps)), dtype=object),
       "num_steps": len(steps),
       "step_mask": (np.arange(s) < len(steps)).astype(np.int32),
       "has_video": has_video,
       "step_features": step_features,
       "frame_mask": frame_mask,
   }
+
+
+def _with_video_only(recipe: reader.Recipe) -> reader.Recipe:
+  """The recipe without its steps that have no video segment (the reader keeps only recipes with one)."""
+  keep = [i for i, span in enumerate(recipe.spans) if span is not None]
+  return dataclasses.replace(recipe, steps=tuple(recipe.steps[i] for i in keep),
+                             spans=tuple(recipe.spans[i] for i in keep))
 
 
 def vocab_texts(recipes) -> list[str]:
@@ -141,8 +160,8 @@ class TastyVideos(tfds.core.GeneratorBasedBuilder):
   """Tasty Videos recipes: step sentences and per-step video features (manual download)."""
 
   name = NAME
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release.", "1.1.0": "raw_steps: the step sentences before normalization."}
   BUILDER_CONFIGS = [make_config()]
   url_infos = None  # Nothing to download (also avoids TFDS's importlib_resources lookup).
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
@@ -159,6 +178,9 @@ class TastyVideos(tfds.core.GeneratorBasedBuilder):
         description=__doc__.split("\n\n")[0],
         features=tfds.features.FeaturesDict({
             **text_features(s),
+            # The step sentences as decoded from the dataset, before `text.normalize`: what references
+            # are scored as (coco-caption's PTB tokenization runs on the dataset's own text).
+            "raw_steps": tfds.features.Tensor(shape=(s,), dtype=np.str_),
             "has_video": tfds.features.Tensor(shape=(s,), dtype=np.int32),
             "step_features": tfds.features.Tensor(shape=(s, f, None), dtype=np.float32),
             "frame_mask": tfds.features.Tensor(shape=(s, f), dtype=np.int32),
@@ -176,8 +198,10 @@ class TastyVideos(tfds.core.GeneratorBasedBuilder):
     # Every file is checked before anything is written; a later failure still leaves nothing,
     # since TFDS deletes its temporary directory when generation raises.
     feature_dim = feature_files.check_features(collection, c.features, c.stride)
-    truncated = sum(len(r.steps) > c.max_steps for rs in collection.splits.values() for r in rs)
-    kept = {split: recipes for split, recipes in collection.splits.items() if recipes}
+    splits = {split: [_with_video_only(r) if c.steps_without_video == "drop" else r for r in recipes]
+              for split, recipes in collection.splits.items()}
+    truncated = sum(len(r.steps) > c.max_steps for rs in splits.values() for r in rs)
+    kept = {split: recipes for split, recipes in splits.items() if recipes}
     if "train" not in kept:
       raise DataError(f"{collection.split_files['train']}: field 'recipe': no training recipe "
                       "has video; nothing to build a vocabulary from")
@@ -187,6 +211,9 @@ class TastyVideos(tfds.core.GeneratorBasedBuilder):
     # every split is written, so the vocabulary never appears without its dataset.
     vocab.save(pathlib.Path(os.fspath(self.data_dir)) / VOCAB_FILENAME)
     collection.log()
+    if c.steps_without_video == "drop":
+      logging.info("Tasty steps without video dropped (steps_without_video=drop): %d.",
+                   collection.counts["steps_without_video"])
     logging.info("Tasty recipes with more than %d steps (truncated): %d.", c.max_steps, truncated)
     for split in sorted(set(collection.splits) - set(kept)):
       logging.warning("Tasty: no %s recipe has video; the split is left out.", split)

@@ -55,9 +55,9 @@ def built(tmp_path_factory):
 def test_schema(built):
   b = built[0]
   ex = _examples(b, "train")["alpha"]
-  assert set(ex) == {"recipe", "ingredients", "steps", "num_steps", "step_mask", "has_video",
+  assert set(ex) == {"recipe", "ingredients", "steps", "raw_steps", "num_steps", "step_mask", "has_video",
                      "step_features", "frame_mask"}
-  assert ex["steps"].shape == (4,) and ex["step_features"].shape == (4, 4, fx.DIM)
+  assert ex["steps"].shape == ex["raw_steps"].shape == (4,) and ex["step_features"].shape == (4, 4, fx.DIM)
   assert ex["step_features"].dtype == np.float32
   for key, shape in (("step_mask", (4,)), ("has_video", (4,)), ("frame_mask", (4, 4))):
     assert ex[key].shape == shape and ex[key].dtype == np.int32, key
@@ -69,6 +69,8 @@ def test_alpha_by_hand(built):
   ex = _examples(built[0], "train")["alpha"]
   assert ex["ingredients"] == b"onion, oil"
   assert ex["steps"].tolist() == [b"chop the onion .", b"fry the onion in oil .", b"enjoy !", b""]
+  # As decoded from recipe_encoded.xml, before normalization: what references are scored as.
+  assert ex["raw_steps"].tolist() == [b"Chop the onion .", b"Fry the onion in oil .", b"Enjoy !", b""]
   assert ex["num_steps"] == 3
   np.testing.assert_array_equal(ex["step_mask"], [1, 1, 1, 0])
   np.testing.assert_array_equal(ex["has_video"], [1, 1, 0, 0])
@@ -85,6 +87,7 @@ def test_short_steps_and_alignment_quirks_by_hand(built):
   # beta: "2,3" -> rows 1..2, two frames; "4,4" -> row 3, one; its third line has no step.
   ex = _examples(b, "train")["beta"]
   assert ex["steps"].tolist() == [b"chop the onion .", b"serve hot !", b"", b""]
+  assert ex["raw_steps"].tolist() == [b"Chop the onion.", b"Serve hot!", b"", b""]  # a decoded recipe.xml
   np.testing.assert_array_equal(ex["step_features"][0, :, 0], [1, 2, 0, 0])
   np.testing.assert_array_equal(ex["step_features"][0, :, 1], [11, 12, 0, 0])
   np.testing.assert_array_equal(ex["step_features"][1, :, 0], [3, 0, 0, 0])
@@ -155,11 +158,35 @@ def test_split_2511_truncation_min_count_and_drop(tmp_path):
   assert builder.vocab(b).tokens[4:] == ("onion", ".", "oil", "the")
 
 
+def test_steps_without_video_can_be_dropped_as_public_loaders_do(tmp_path):
+  root = fx.write(tmp_path / "manual")
+  b = builder.load(data_dir=str(tmp_path / "tfds"), manual_dir=str(root),
+                   config=builder.make_config(**SMALL, steps_without_video="drop"))
+  alpha, beta = _examples(b, "train")["alpha"], _examples(b, "train")["beta"]
+  # alpha's third step ("Enjoy !", -1,-1) is gone; beta's two steps both have video.
+  assert alpha["num_steps"] == 2 and alpha["steps"].tolist() == [b"chop the onion .", b"fry the onion in oil .",
+                                                                 b"", b""]
+  assert alpha["raw_steps"].tolist()[:2] == [b"Chop the onion .", b"Fry the onion in oil ."]
+  np.testing.assert_array_equal(alpha["step_features"][1], fx.feature_rows(12)[[4, 6, 7, 9]])
+  assert beta["num_steps"] == 2
+  # gamma keeps only its first step (the alignment file has one line for three steps); zeta its first.
+  assert _examples(b, "validation")["gamma"]["num_steps"] == 1
+  assert _examples(b, "test")["zeta"]["num_steps"] == 1
+  for split in b.info.splits:
+    for ex in _examples(b, split).values():
+      np.testing.assert_array_equal(ex["has_video"], ex["step_mask"])
+  # "Enjoy" occurred only in alpha's dropped step: the vocabulary never saw it.
+  assert "enjoy" not in builder.vocab(b).tokens and "serve" in builder.vocab(b).tokens
+
+
 def test_config_names_encode_every_field():
   names = {builder.make_config().name, builder.make_config(features="/f/{recipe}.npy").name,
            builder.make_config(drop=("a",)).name, builder.make_config(stride=1).name,
-           builder.make_config(split="split_2511").name, builder.make_config(min_word_count=2).name}
-  assert len(names) == 6
+           builder.make_config(split="split_2511").name, builder.make_config(min_word_count=2).name,
+           builder.make_config(steps_without_video="drop").name}
+  assert len(names) == 7
+  with pytest.raises(ValueError, match="steps_without_video must be one of keep, drop, got 'skip'"):
+    builder.make_config(steps_without_video="skip")
   assert builder.make_config(drop=("b", "a")).name == builder.make_config(drop=("a", "b")).name
   with pytest.raises(ValueError):
     builder.make_config(frames_per_step=0)
