@@ -21,6 +21,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from anticipax import baselines
+from anticipax import captions
 from anticipax import compare
 from anticipax import runtime
 from anticipax import step_baselines
@@ -141,9 +142,11 @@ def step_references(config, results) -> dict[str, dict[str, float]]:
   if c.eval.get("test_split"):  # scored where the teacher is: its test numbers come from the test split
     evaluated["test"] = datasets.source(c.data, c.eval.test_split)
   out = collections.defaultdict(dict)
-  for prefix, source in evaluated.items():
-    for name, metrics in step_baselines.evaluate(sources, source, first_k=first, last_k=last).items():
-      out[name].update({f"{prefix}/{k}": v for k, v in metrics.items()})
+  with captions.CaptionScorer() as scorer:  # one METEOR process for every split and predictor
+    for prefix, source in evaluated.items():
+      for name, metrics in step_baselines.evaluate(sources, source, first_k=first, last_k=last,
+                                                   scorer=scorer).items():
+        out[name].update({f"{prefix}/{k}": v for k, v in metrics.items()})
   return dict(out)
 
 

@@ -43,6 +43,7 @@ def run(config, workdir: str, *, split: str | None = None, output: str | None = 
     if "action" in outputs and np.any(outputs["action"] < 0):
       raise DataError(f"{config.data.name}/{split} is unlabeled: pass --output to export predictions")
     metrics = trainer.task.evaluate(outputs, source)
+    trainer.task.close()
     if hasattr(trainer.task, "write_predictions"):  # generated sentences: predictions_<split>.jsonl
       trainer.task.write_predictions(workdir, f"predictions_{split}.jsonl")
     return {"step": int(state.step), **{f"eval/{k}": v for k, v in metrics.items()}}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Callable, Iterable, Mapping, Sequence
+import contextlib
 import dataclasses
 import re
 from typing import Any
@@ -216,7 +217,8 @@ class StepBaselines:
 
 
 def evaluate(train_sources: Sequence[Sequence[Mapping[str, Any]]], eval_source: Sequence[Mapping[str, Any]],
-             *, first_k: int, last_k: int) -> dict[str, dict[str, float]]:
+             *, first_k: int, last_k: int, scorer: captions.CaptionScorer | None = None
+             ) -> dict[str, dict[str, float]]:
   """Scores the three predictors on `eval_source` with the task's caption metrics.
 
   Args:
@@ -224,6 +226,7 @@ def evaluate(train_sources: Sequence[Sequence[Mapping[str, Any]]], eval_source: 
     eval_source: the evaluation recipes (read once).
     first_k: smallest number of observed steps (0 if `config.eval.include_k0` else 1).
     last_k: largest number of observed steps (`config.eval.max_observed`).
+    scorer: an open `captions.CaptionScorer` to score with (default: one for this call).
 
   Returns:
     {"repeat_last": metrics, "next_step_frequency": metrics, "retrieval": metrics}, each with the keys
@@ -239,8 +242,9 @@ def evaluate(train_sources: Sequence[Sequence[Mapping[str, Any]]], eval_source: 
   predictors = {"repeat_last": lambda row, r, k: model.repeat_last(r.steps[:k]),
                 "next_step_frequency": lambda row, r, k: model.next_step_frequency(r.steps[:k]),
                 "retrieval": lambda row, r, k: retrieved[row, k]}
-  return {name: captions.anticipation_caption_metrics(records(recipes, fn, first_k, last_k))
-          for name, fn in predictors.items()}
+  with contextlib.nullcontext(scorer) if scorer is not None else captions.CaptionScorer() as scorer:
+    return {name: captions.anticipation_caption_metrics(records(recipes, fn, first_k, last_k), scorer=scorer)
+            for name, fn in predictors.items()}
 
 
 def _text(value) -> str:

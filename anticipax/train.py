@@ -375,6 +375,7 @@ def _run(config, workdir, splits, overwrite, preemption) -> dict[str, Any]:
     if config.eval.get("test_split"):
       result.update(_evaluate_test(trainer, checkpoints, state, config.eval.test_split, workdir))
       writer.write_scalars(step, {k: v for k, v in result.items() if k.startswith("test/")})
+  trainer.task.close()
   writer.flush()
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "metrics.json"), "w") as f:

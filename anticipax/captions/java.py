@@ -93,7 +93,7 @@ class _Meteor:
 
   pycocoevalcap.meteor.Meteor leaves stderr as an undrained pipe, has no timeout and its
   `__del__` blocks forever on its lock if a call failed half-way; this wrapper reuses its
-  `compute_score`, sends stderr to a file and kills the process on `close()`, on garbage
+  `compute_score` (remembering each segment's statistics), sends stderr to a file and kills the process on `close()`, on garbage
   collection and, through a watchdog, when one call runs longer than `timeout_s`.
   """
 
@@ -104,10 +104,18 @@ class _Meteor:
       """Its protocol (`compute_score`); we start and stop the process ourselves."""
 
       def __init__(self):  # pylint: disable=super-init-not-called
-        pass
+        self.stats = {}
 
       def __del__(self):
         pass
+
+      def _stat(self, hypothesis_str, reference_list):
+        # A segment's statistics depend on its own sentences only, and each is a round trip to the jar
+        # (the slow part): pooled scores and repeated sentences reuse them.
+        key = (hypothesis_str, tuple(reference_list))
+        if key not in self.stats:
+          self.stats[key] = super()._stat(hypothesis_str, reference_list)
+        return self.stats[key]
 
     self._timeout_s = timeout_s
     self._stderr = tempfile.TemporaryFile()

@@ -6,6 +6,7 @@ See the `anticipax.captions` docstring for what is scored, the aggregation and t
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+import contextlib
 import math
 import operator
 from typing import Any
@@ -161,15 +162,17 @@ def _field(record: Any, name: str) -> Any:
   return getattr(record, name)
 
 
-def anticipation_caption_metrics(records: Iterable[Any], *,
-                                 use_java: bool | None = None) -> dict[str, float]:
+def anticipation_caption_metrics(records: Iterable[Any], *, use_java: bool | None = None,
+                                 scorer: CaptionScorer | None = None) -> dict[str, float]:
   """Per-k and overall caption metrics of next-step sentence anticipation.
 
   Args:
     records: mappings (or objects with these attributes) with `recipe` (hashable id), `k`
       (int, the number of observed steps; the prediction is of step k+1), `prediction` and
       `reference` (str). At most one record per (recipe, k).
-    use_java: see `CaptionScorer`.
+    use_java: see `CaptionScorer` (ignored with `scorer`).
+    scorer: an open `CaptionScorer` to reuse, and its METEOR process (seconds to start) with it, across
+      calls; None: one of its own for this call, closed when it returns.
 
   Returns:
     ``k{k}/{m}`` for every k present and every m in METRICS: pycocoevalcap's score over the
@@ -198,7 +201,7 @@ def anticipation_caption_metrics(records: Iterable[Any], *,
   per_metric: dict[str, list[float]] = {m: [] for m in METRICS}
   ks = sorted(by_k)
   pooled = tuple({(recipe, k): text for k in ks for recipe, text in by_k[k][side].items()} for side in (0, 1))
-  with CaptionScorer(use_java) as scorer:
+  with contextlib.nullcontext(scorer) if scorer is not None else CaptionScorer(use_java) as scorer:
     *per_k, pooled_scores = scorer.score_many([by_k[k] for k in ks] + [pooled])
   for k, scores in zip(ks, per_k):
     for m in METRICS:

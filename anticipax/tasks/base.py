@@ -68,3 +68,6 @@ class Task:
 
   def finalize(self, trainer, state, workdir: str) -> None:
     """Runs once after training (e.g. a teacher exports its predictions)."""
+
+  def close(self) -> None:
+    """Releases what evaluation kept open (e.g. a scorer's process); the trainer calls it when a run ends."""

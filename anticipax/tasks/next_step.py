@@ -330,7 +330,14 @@ class NextStepTask(base.Task):
     self.last_records = self.records(outputs, source)
     if not self.last_records:
       raise ValueError("evaluation: no recipe has a step to predict (every recipe has a single step?)")
-    return captions.anticipation_caption_metrics(self.last_records)
+    if getattr(self, "_scorer", None) is None:  # one METEOR process for all of a run's evaluations
+      self._scorer = captions.CaptionScorer()
+    return captions.anticipation_caption_metrics(self.last_records, scorer=self._scorer)
+
+  def close(self) -> None:
+    if getattr(self, "_scorer", None) is not None:
+      self._scorer.close()
+      self._scorer = None
 
   def write_predictions(self, workdir: str, name: str = PREDICTIONS_FILE) -> str | None:
     """`predictions.jsonl`: one line per (recipe, k) of the last evaluation."""

@@ -297,6 +297,12 @@ def test_one_meteor_process_per_call_and_always_closed(monkeypatch):
   with pytest.raises(ValueError, match="empty after tokenization"):
     captions.score_captions({0: "x"}, {0: "..."}, use_java=True)
   assert len(_FakeMeteor.instances) == 2 and _FakeMeteor.instances[1].closed
+  # A scorer passed in serves several calls with one process, left open until its owner closes it.
+  with captions.CaptionScorer(use_java=True) as shared:
+    first = captions.anticipation_caption_metrics(records, scorer=shared)
+    second = captions.anticipation_caption_metrics(records[:3], scorer=shared)
+    assert len(_FakeMeteor.instances) == 3 and not _FakeMeteor.instances[2].closed
+  assert _FakeMeteor.instances[2].closed and first == out and second["k1/meteor"] == 0.5
 
 
 class _BrokenMeteor(_FakeMeteor):
