@@ -2,18 +2,24 @@
 
 `<workdir>/checkpoints/<step>/` holds the train state and the data iterator's position, `<workdir>/best/`
 the state with the best evaluation metric, `<workdir>/config.json` the config the run was started with.
+This module is the one place that knows that layout (`directory`, `CONFIG_FILE`); a workdir may be local
+or in a bucket (`gs://...`, see `paths.py`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from typing import Any
 
 from absl import logging
 import jax
 import orbax.checkpoint as ocp
+
+from anticipax import paths
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+_DIRS = {"latest": "checkpoints", "best": "best"}
 
 # Fields that steer a run but not what it computes: they may change between invocations of one run.
 RUN_CONTROL = ("train.max_steps_per_run", "train.log_every", "train.eval_every", "train.checkpoint_every",
@@ -25,6 +31,24 @@ RUN_CONTROL = ("train.max_steps_per_run", "train.log_every", "train.eval_every",
 
 class CheckpointError(Exception):
   """A checkpoint that cannot serve this run (incompatible config, nothing restorable)."""
+
+
+def directory(workdir: paths.PathLike, which: str = "latest"):
+  """The folder of a run's `latest` (every kept step) or `best` (one step) checkpoints."""
+  return paths.path(workdir) / _DIRS[which]
+
+
+def stored_config(workdir: paths.PathLike) -> dict | None:
+  """The config a run in `workdir` was started with (its `config.json`), or None if there is none."""
+  path = paths.path(workdir) / CONFIG_FILE
+  return json.loads(path.read_text()) if path.exists() else None
+
+
+def latest_step(workdir: paths.PathLike, which: str = "latest") -> int | None:
+  """The newest saved step in `workdir` (without opening a checkpoint manager), or None."""
+  folder = directory(workdir, which)
+  steps = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
+  return max(steps) if steps else None
 
 
 def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -71,41 +95,44 @@ def shape_mismatches(metadata, abstract_state) -> list[str]:
   return problems
 
 
+def restore(workdir: paths.PathLike, abstract_state, which: str = "best") -> tuple[int, Any]:
+  """(step, state) of `workdir`'s `best` (or newest `latest`) checkpoint, laid out as `abstract_state`."""
+  folder = directory(workdir, which)
+  with ocp.CheckpointManager(folder, item_names=("state", "data")) as mngr:
+    step = mngr.latest_step()  # best/ keeps exactly one
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {folder}")
+    restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
+  logging.info("Restored %s checkpoint of step %d from %s.", which, step, folder)
+  return step, restored.state
+
+
 class Checkpoints:
   """The run's checkpoint managers (latest + best) and its workdir bookkeeping."""
 
-  def __init__(self, workdir: str, config, *, overwrite: bool = False):
-    self.workdir = workdir
-    config_path = os.path.join(workdir, "config.json")
-    has_checkpoints = os.path.isdir(os.path.join(workdir, "checkpoints")) and any(
-        name.isdigit() for name in os.listdir(os.path.join(workdir, "checkpoints")))
-    if has_checkpoints and os.path.isfile(config_path):
-      with open(config_path) as f:
-        differences = config_differences(json.load(f), config)
+  def __init__(self, workdir: paths.PathLike, config, *, overwrite: bool = False):
+    self.workdir = workdir = paths.path(workdir)
+    stored = stored_config(workdir) if latest_step(workdir) is not None else None
+    if stored is not None:
+      differences = config_differences(stored, config)
       if differences and not overwrite:
         raise CheckpointError(
             f"{workdir} holds a run with another config (differs in {', '.join(differences[:8])}"
             f"{', ...' if len(differences) > 8 else ''}); use another --workdir, or --overwrite to start afresh")
     if overwrite and jax.process_index() == 0:
-      for name in ("checkpoints", "best", "metrics.json"):
-        path = os.path.join(workdir, name)
-        if os.path.isdir(path):
-          shutil.rmtree(path)
-        elif os.path.exists(path):
-          os.remove(path)
+      for name in (*_DIRS.values(), METRICS_FILE):
+        paths.remove_tree(workdir / name)
     if jax.process_index() == 0:
-      os.makedirs(workdir, exist_ok=True)
-      with open(config_path, "w") as f:
-        f.write(config.to_json_best_effort(indent=2))
+      paths.write_text(workdir / CONFIG_FILE, config.to_json_best_effort(indent=2))
     handlers = {"state": ocp.StandardCheckpointHandler(), "data": ocp.JsonCheckpointHandler()}
     self.latest = ocp.CheckpointManager(
-        os.path.join(workdir, "checkpoints"), item_names=("state", "data"), item_handlers=handlers,
+        directory(workdir, "latest"), item_names=("state", "data"), item_handlers=handlers,
         options=ocp.CheckpointManagerOptions(
             max_to_keep=config.train.get("keep_checkpoints", 2), create=True,
             enable_async_checkpointing=config.train.get("async_checkpointing", True)))
     best_metric = config.eval.best_metric
     self.best = ocp.CheckpointManager(
-        os.path.join(workdir, "best"), item_names=("state",),
+        directory(workdir, "best"), item_names=("state",),
         item_handlers={"state": ocp.StandardCheckpointHandler()},
         options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True, best_fn=lambda m: m[best_metric],
                                              best_mode="max", enable_async_checkpointing=False))

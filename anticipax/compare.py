@@ -16,11 +16,12 @@ from collections.abc import Mapping, Sequence
 import dataclasses
 import json
 import math
-import os
 import re
 
 import numpy as np
 from scipy import stats
+
+from anticipax import paths
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,8 +147,6 @@ def format_table(summary: Mapping) -> str:
 
 def write(summary: Mapping, workdir: str) -> None:
   """`comparison.json` and `comparison.md` in `workdir`."""
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "comparison.json"), "w") as f:
-    json.dump(summary, f, indent=2, sort_keys=True, default=float)
-  with open(os.path.join(workdir, "comparison.md"), "w") as f:
-    f.write(format_table(summary))
+  workdir = paths.path(workdir)
+  paths.write_text(workdir / "comparison.json", json.dumps(summary, indent=2, sort_keys=True, default=float))
+  paths.write_text(workdir / "comparison.md", format_table(summary))

@@ -12,6 +12,7 @@ predictor fitted on the same training histories).
 import collections
 import os
 import sys
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -23,6 +24,7 @@ from ml_collections import config_flags
 from anticipax import baselines
 from anticipax import captions
 from anticipax import compare
+from anticipax import paths
 from anticipax import runtime
 from anticipax import step_baselines
 from anticipax import tasks
@@ -37,12 +39,14 @@ from anticipax.tasks.anticipation import teacher_output_paths
 def _corpus_tokenizer(stage_config, out_dir: str) -> str:
   """Builds (once) a word-level tokenizer over the stage's text (the MLM corpus, or the training step
   sentences of a next-step teacher); returns its directory."""
-  if not os.path.isfile(os.path.join(out_dir, "tokenizer.json")):
+  if not (paths.path(out_dir) / "tokenizer.json").is_file():
     if stage_config.task == "next_step":
       lines = next_step.training_sentences(stage_config)
     else:
       lines = mlm_task.MlmTask.load_data(stage_config).train
-    action_text.build_word_tokenizer(lines, out_dir)
+    with tempfile.TemporaryDirectory() as scratch:  # written locally, then copied (out_dir may be gs://)
+      action_text.build_word_tokenizer(lines, scratch)
+      paths.copy_tree(scratch, out_dir)
   return out_dir
 
 
@@ -54,9 +58,9 @@ def _stage_dirs(config, workdir: str) -> dict[str, list[tuple[int, str]]]:
   for name in config.order:
     base_seed = int(config.stages[name].seed)
     if name in arms:
-      dirs[name] = [(base_seed + k, os.path.join(workdir, name, f"seed_{k}")) for k in range(seeds)]
+      dirs[name] = [(base_seed + k, str(paths.path(workdir) / name / f"seed_{k}")) for k in range(seeds)]
     else:
-      dirs[name] = [(base_seed, os.path.join(workdir, name))]
+      dirs[name] = [(base_seed, str(paths.path(workdir) / name))]
   return dirs
 
 
@@ -87,7 +91,7 @@ def run(config, workdir: str) -> dict[str, list[dict]]:
       logging.info("Stage %s skipped: no corpus configured (data.corpus).", name)
       continue
     if "text" in c and c.text.tokenizer == "build_from_corpus":
-      c.text.tokenizer = _corpus_tokenizer(c, os.path.join(workdir, "tokenizer"))
+      c.text.tokenizer = _corpus_tokenizer(c, str(paths.path(workdir) / "tokenizer"))
     if "text" in c and c.text.init_workdir.startswith("<") and c.text.init_workdir.endswith(">"):
       source = c.text.init_workdir[1:-1]
       if source not in config.order[:config.order.index(name)]:
@@ -97,12 +101,13 @@ def run(config, workdir: str) -> dict[str, list[dict]]:
     if c.get("distill") and c.distill.kind:
       # "<teacher>": the teacher run's export for this student (teacher_outputs_train.npz; for a next-step
       # student the file of what distill.contrast contrasts); "<teacher>/<file>": another of its files.
-      paths = teacher_output_paths(c.distill.teacher_outputs) if not c.distill.online_teacher else []
+      outputs = teacher_output_paths(c.distill.teacher_outputs) if not c.distill.online_teacher else []
       default = (next_step.teacher_file(c.distill.get("contrast", "states")) if c.task == "next_step"
                  else "teacher_outputs_train.npz")
       c.distill.teacher_outputs = ",".join(
-          os.path.join(teacher_dir, default) if p == "<teacher>" else
-          os.path.join(teacher_dir, p[len("<teacher>/"):]) if p.startswith("<teacher>/") else p for p in paths)
+          str(paths.path(teacher_dir) / default) if p == "<teacher>" else
+          str(paths.path(teacher_dir) / p[len("<teacher>/"):]) if p.startswith("<teacher>/") else p
+          for p in outputs)
       if c.distill.online_teacher == "<teacher>":
         c.distill.online_teacher = teacher_dir
     results[name] = []
@@ -189,7 +194,7 @@ def main(argv):
     print(f"Teacher pretraining corpus: {n['kept']} of {n['read']} recipes kept; dropped as Tasty validation/test "
           f"recipes: {n['leak_steps']} (same steps), {n['leak_url']} (same URL); {n['too_short']} with fewer than "
           "two steps.")
-  print(f"Written to {os.path.join(workdir, 'comparison.md')} and comparison.json.")
+  print(f"Written to {paths.path(workdir) / 'comparison.md'} and comparison.json.")
 
 
 def _define_flags():

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 import json
-import os
-import tempfile
 
 import numpy as np
 
 from anticipax import metrics
+from anticipax import paths
 
 EK55_VERSION, EK100_VERSION = "0.1", "0.2"
 SUPERVISION_LEVELS = ("sls_pt", "sls_tl", "sls_td")  # pretraining, training labels, training data
@@ -83,14 +82,5 @@ def _levels(levels: Mapping[str, int]) -> dict[str, int]:
 
 
 def write_json_atomically(obj, path: str) -> None:
-  """Writes `obj` as JSON to `path` via a temporary file, so no half-written file is ever left."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-  try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(obj, f)
-    os.replace(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
-    raise
+  """Writes `obj` as JSON to `path` (local or gs://), so no half-written file is ever left."""
+  paths.write_text(path, json.dumps(obj))

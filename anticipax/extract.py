@@ -35,6 +35,7 @@ from ml_collections import config_flags
 import numpy as np
 import tqdm
 
+from anticipax import paths
 from anticipax import runtime
 from anticipax import train
 from anticipax.data import datasets
@@ -54,6 +55,7 @@ class LmdbWriter:
   """Writes one video per transaction into a RULSTM LMDB; a video with any key counts as written."""
 
   def __init__(self, path: str):
+    path = paths.local(path, "config.extract.output (an LMDB)")
     os.makedirs(path, exist_ok=True)
     self.path = path
     self.env = lmdb.open(path, map_size=1 << 30, subdir=True)
@@ -79,21 +81,18 @@ class LmdbWriter:
 
 
 class NpyWriter:
-  """`<path>/<video>.npy` per video, written to a temporary name and renamed into place."""
+  """`<path>/<video>.npy` per video (local or gs://), each written whole or not at all."""
 
   def __init__(self, path: str):
-    os.makedirs(path, exist_ok=True)
-    self.path = path
+    self.path = paths.path(path)
 
   def done(self, video: str) -> bool:
-    return os.path.isfile(os.path.join(self.path, f"{video}.npy"))
+    return (self.path / f"{video}.npy").is_file()
 
   def write(self, video: str, numbers: np.ndarray, features: np.ndarray) -> None:
     del numbers  # row r is frame r * stride + 1
-    final = os.path.join(self.path, f"{video}.npy")
-    tmp = final + f".tmp{os.getpid()}.npy"
-    np.save(tmp, np.asarray(features, np.float32))
-    os.replace(tmp, final)
+    with paths.open_atomic(self.path / f"{video}.npy", "wb") as f:
+      np.save(f, np.asarray(features, np.float32))
 
   def close(self) -> None:
     pass
@@ -117,7 +116,7 @@ def backbone(config):
   path = config.model.backbone.get("pretrained")
   if not path:
     raise ValueError("config.extract.workdir or config.model.backbone.pretrained must name the backbone's weights")
-  return load_vit(os.path.expanduser(path), vit_backbone_config(config.model))
+  return load_vit(path, vit_backbone_config(config.model))
 
 
 def extract(config, *, progress: bool = True) -> dict:
@@ -130,8 +129,9 @@ def extract(config, *, progress: bool = True) -> dict:
     raise ValueError("config.extract.output: where to write the features")
   if fmt == "lmdb" and jax.process_count() > 1:
     raise ValueError("config.extract.format=lmdb has one writer: run one process, or use format npy")
-  folder = frames_lib.FrameFolder(os.path.expanduser(ex.get("frames_dir") or datasets.frames_root(data)))
-  output = os.path.expanduser(ex.output)
+  folder = frames_lib.FrameFolder(paths.local(ex.get("frames_dir") or datasets.frames_root(data),
+                                              "the JPEG frames (config.extract.frames_dir)"))
+  output = ex.output
   vit_config, params = backbone(config)
   crop = vit_config.image_size[0]
   transform = frames_lib.ClipTransform(crop_size=crop, train_short_side=(crop, crop),

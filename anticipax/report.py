@@ -7,7 +7,8 @@ directory of trials, e.g. an experiment of `anticipax.launch`, whose `sweep.json
 that never started. Rows are trials, best first by the config's `eval.best_metric` (or `--sort_by`);
 columns are the config fields that differ between trials, the step reached and the eval metrics in
 percent (losses and perplexities as plain numbers). Trials without metrics are listed after the others
-with what is known about them. Paths may be local or `gs://`.
+with what is known about them; a trial that a local launch saw fail (its `status.json`: exit status and
+last stderr line) as `failed` with that line. Paths may be local or `gs://`.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from typing import Any, Sequence
 
 from absl import app
 from absl import flags
-from etils import epath
 
 from anticipax import checkpointing
+from anticipax import paths
 
 MANIFEST = "sweep.json"  # written by anticipax.launch
+STATUS = "status.json"  # a trial's exit status, written by anticipax.launch's local executor
 _PLAIN = ("loss", "perplexity", "nll")  # metric names that are not fractions
 
 
@@ -40,7 +42,7 @@ class TrialResult:
   status: str = ""
 
 
-def _read_json(path: epath.Path) -> tuple[Any, str]:
+def _read_json(path) -> tuple[Any, str]:
   """(contents, "") or (None, why not)."""
   if not path.exists():
     return None, f"no {path.name}"
@@ -50,28 +52,32 @@ def _read_json(path: epath.Path) -> tuple[Any, str]:
     return None, f"unreadable {path.name} ({e})"
 
 
-def _latest_checkpoint(workdir: epath.Path) -> int | None:
-  directory = workdir / "checkpoints"
-  if not directory.is_dir():
+def _failure(status: Any) -> str | None:
+  """"failed (exit N): <last stderr line>" if the launcher saw the trial exit non-zero, else None."""
+  if not isinstance(status, dict) or not status.get("exit_code"):
     return None
-  steps = [int(p.name) for p in directory.iterdir() if p.name.isdigit()]
-  return max(steps) if steps else None
+  return f"failed (exit {status['exit_code']}): {status.get('last_error') or '(no message)'}"
 
 
 def read_trial(workdir: str | os.PathLike, label: str | None = None,
                overrides: dict[str, Any] | None = None) -> TrialResult:
-  """Reads one trial's config.json and metrics.json; never raises for a missing or broken file."""
-  path = epath.Path(workdir)
+  """Reads one trial's config.json, metrics.json and status.json; never raises for a missing or broken
+  file."""
+  path = paths.path(workdir)
   result = TrialResult(label or path.name, overrides=dict(overrides or {}))
   if not path.is_dir():
     result.status = "not started"
     return result
-  config, config_error = _read_json(path / "config.json")
-  metrics, metrics_error = _read_json(path / "metrics.json")
+  config, config_error = _read_json(path / checkpointing.CONFIG_FILE)
+  metrics, metrics_error = _read_json(path / checkpointing.METRICS_FILE)
+  status, _ = _read_json(path / STATUS)
   result.config = checkpointing.flatten(config) if isinstance(config, dict) else None
   result.metrics = metrics if isinstance(metrics, dict) else None
   steps = (result.config or {}).get("train.steps")
-  if result.metrics is not None:
+  failure = _failure(status)
+  if failure:
+    result.status = failure
+  elif result.metrics is not None:
     step = result.metrics.get("step")
     result.status = f"stopped at {step}/{steps}" if steps and step is not None and step < steps else "done"
   elif metrics_error.startswith("unreadable"):
@@ -79,14 +85,15 @@ def read_trial(workdir: str | os.PathLike, label: str | None = None,
   elif result.config is None:
     result.status = "not started" if not config_error.startswith("unreadable") else config_error
   else:
-    checkpoint = _latest_checkpoint(path)
+    checkpoint = checkpointing.latest_step(path)
     where = f"checkpoint {checkpoint}/{steps}" if checkpoint is not None else "no checkpoint yet"
     result.status = f"unfinished ({where})"
   return result
 
 
-def _is_trial(path: epath.Path) -> bool:
-  return any((path / name).exists() for name in ("config.json", "metrics.json", "checkpoints"))
+def _is_trial(path) -> bool:
+  return any((path / name).exists() for name in (checkpointing.CONFIG_FILE, checkpointing.METRICS_FILE, STATUS)) \
+      or checkpointing.directory(path).exists()
 
 
 def collect(workdirs: Sequence[str | os.PathLike]) -> list[TrialResult]:
@@ -94,7 +101,7 @@ def collect(workdirs: Sequence[str | os.PathLike]) -> list[TrialResult]:
   together with the trials its sweep.json names."""
   found = []  # (result, the command-line path it came from)
   for workdir in workdirs:
-    path = epath.Path(workdir)
+    path = paths.path(workdir)
     if not path.is_dir():
       found.append((TrialResult(str(workdir), status="no such directory"), workdir))
     elif _is_trial(path):
@@ -110,7 +117,7 @@ def collect(workdirs: Sequence[str | os.PathLike]) -> list[TrialResult]:
   labels = [r.label for r, _ in found]
   for r, workdir in found:  # trials of several experiments may share names
     if labels.count(r.label) > 1:
-      r.label = f"{os.path.basename(os.path.normpath(str(workdir)))}/{r.label}"
+      r.label = f"{paths.path(workdir).name}/{r.label}"
   return [r for r, _ in found]
 
 

@@ -37,10 +37,21 @@ def _maybe_initialize_distributed():
     jax.distributed.initialize()
 
 
+def check_backend(env=os.environ) -> None:
+  """Exits if JAX started on another backend than ANTICIPAX_EXPECT_BACKEND (set by `anticipax.launch` on
+  machines with GPUs or TPUs): a trial that fell back to the CPU would otherwise run for days."""
+  expected = env.get("ANTICIPAX_EXPECT_BACKEND")
+  if expected and jax.default_backend() != expected:
+    raise SystemExit(f"anticipax: expected the {expected} backend (ANTICIPAX_EXPECT_BACKEND) but JAX "
+                     f"started {jax.default_backend()} with devices {jax.devices()}; check the install "
+                     "(jax[cuda12] / jax[tpu]) and that no other process holds the accelerators")
+
+
 def setup() -> None:
   """Call first in an entry point's absl `main`."""
   _hide_accelerators_from_tensorflow()
   logging.get_absl_handler().addFilter(_QuietCheckpointing())
   _maybe_initialize_distributed()
+  check_backend()
   logging.info("JAX process %d/%d, local devices %s", jax.process_index(), jax.process_count(),
                jax.local_devices())

@@ -13,7 +13,6 @@ import collections
 from collections.abc import Iterator
 import contextlib
 import json
-import os
 import signal
 import threading
 from typing import Any
@@ -30,10 +29,10 @@ from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 
 from anticipax import checkpointing
 from anticipax import optimizers
+from anticipax import paths
 from anticipax import sharding
 from anticipax import tasks
 from anticipax.data import buckets
@@ -297,13 +296,13 @@ def run(config, workdir: str, *, splits: pipeline.Splits | None = None,
   saved; refuses a workdir holding a run of another config unless `overwrite`.
   """
   with _Preemption() as preemption:  # from the start: a notice during setup stops after the first step
-    return _run(config, os.path.abspath(workdir), splits, overwrite, preemption)
+    return _run(config, paths.path(workdir), splits, overwrite, preemption)
 
 
 def _run(config, workdir, splits, overwrite, preemption) -> dict[str, Any]:
   trainer = Trainer(config, splits)
   checkpoints = checkpointing.Checkpoints(workdir, config, overwrite=overwrite)
-  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+  writer = metric_writers.create_default_writer(str(workdir), just_logging=jax.process_index() > 0)
 
   iterator = trainer.train_iterator()
   data_state = iterator.get_state()
@@ -325,7 +324,7 @@ def _run(config, workdir, splits, overwrite, preemption) -> dict[str, Any]:
     hooks.append(periodic_actions.ReportProgress(num_train_steps=trainer.total_steps, writer=writer,
                                                  every_steps=tcfg.log_every))
     if tcfg.get("profile_steps", 0):
-      hooks.append(periodic_actions.Profile(logdir=workdir, num_profile_steps=tcfg.profile_steps,
+      hooks.append(periodic_actions.Profile(logdir=str(workdir), num_profile_steps=tcfg.profile_steps,
                                             first_profile=tcfg.get("profile_first_step", 10)))
   progress = next((h for h in hooks if isinstance(h, periodic_actions.ReportProgress)), None)
   skip_nonfinite = tcfg.get("skip_nonfinite", False)
@@ -378,8 +377,7 @@ def _run(config, workdir, splits, overwrite, preemption) -> dict[str, Any]:
   trainer.task.close()
   writer.flush()
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, "metrics.json"), "w") as f:
-      json.dump(result, f, indent=2, sort_keys=True)
+    paths.write_text(workdir / checkpointing.METRICS_FILE, json.dumps(result, indent=2, sort_keys=True))
   checkpoints.close()
   return result
 
@@ -412,11 +410,4 @@ def format_metrics(result: dict[str, Any]) -> str:
 
 def restore_state(trainer: Trainer, workdir: str, which: str = "best") -> TrainState:
   """The train state of `workdir`'s best (or latest) checkpoint, sharded as `trainer` wants it."""
-  directory = os.path.join(os.path.abspath(workdir), {"best": "best", "latest": "checkpoints"}[which])
-  with ocp.CheckpointManager(directory, item_names=("state", "data")) as mngr:
-    step = mngr.latest_step()  # best/ keeps exactly one
-    if step is None:
-      raise FileNotFoundError(f"no checkpoint in {directory}")
-    restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(trainer.abstract_state)))
-  logging.info("Restored %s checkpoint of step %d from %s.", which, step, directory)
-  return restored.state
+  return checkpointing.restore(workdir, trainer.abstract_state, which)[1]

@@ -32,5 +32,5 @@ def sweep(arg: str | None = None):
   `--dry_run` prints the 6 commands; `--trials=1,4` runs two of them.
   """
   del arg
-  from anticipax.launch import axis, product  # pylint: disable=g-import-not-at-top  # only when sweeping
+  from anticipax.sweeps import axis, product  # pylint: disable=g-import-not-at-top  # only when sweeping
   return product(axis("schedule.peak_lr", [3e-4, 1e-3, 3e-3]), axis("seed", [0, 1]))

@@ -3,8 +3,9 @@
 Commands are collected from the text (so a new documented command is tested without editing this file),
 grouped into chains that share a temporary root (a teacher's command writes what the student's reads),
 and run in fresh processes on fixture data in the public formats, at tiny sizes: the fixture paths and
-size overrides are appended to the command, never edited into it. `/tmp/<x>` and `gs://bucket/<x>`
-become `<root>/<x>`; `/data/...` values become the fixture files of their flag.
+size overrides are appended to the command, never edited into it. `/tmp/<x>` becomes `<root>/<x>`;
+`gs://bucket/<x>` stays as written and lands in `<root>/gcs/bucket/<x>` (`tests/fake_gcs`); `/data/...` values
+become the fixture files of their flag.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 
 from anticipax.data.tasty import synthetic as tasty_synthetic
 from tests.data.rulstm import fixtures as fx
+from tests.fake_gcs import sitecustomize as fake_gcs
 from tests.data.rulstm.test_frames import write_frames
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -189,8 +191,8 @@ def _localize(command: str, root: pathlib.Path, fixtures: dict) -> list[str]:
   args = []
   for token in shlex.split(command):
     flag, eq, value = token.partition("=")
-    if eq and value.startswith(("/tmp/", "gs://bucket/")):
-      value = str(root / value.split("/tmp/", 1)[-1].split("gs://bucket/", 1)[-1])
+    if eq and value.startswith("/tmp/"):
+      value = str(root / value[len("/tmp/"):])
     elif eq and value.startswith("/data/"):  # a corpus file, or a manual dir that the overrides replace
       corpus = fixtures["recipenlg"] if value.endswith(".csv") else fixtures["corpus"]
       value = corpus if flag.endswith("corpus") else str(root / value[1:])
@@ -237,12 +239,15 @@ def test_documented_commands_run(chain, fixtures, tmp_path):
     args = _localize(command, tmp_path, fixtures) + _overrides(command, tmp_path, fixtures)
     many_devices = any(a.startswith("--config.mesh.") for a in args)
     # METEOR's JVM (seconds per evaluation) is left out: tests/captions covers it; these test the commands.
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "ANTICIPAX_NO_JAVA": "1",
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=8" if many_devices else ""}
+    env = fake_gcs.env(str(tmp_path / "gcs"), {
+        **os.environ, "JAX_PLATFORMS": "cpu", "ANTICIPAX_NO_JAVA": "1",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=8" if many_devices else ""})
     proc = subprocess.run([sys.executable, *args[1:]] if args[0] == "python" else args, cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"{command}\n-> {shlex.join(args)}\n{proc.stderr[-4000:]}"
     workdir = next((a.split("=", 1)[1] for a in args if a.startswith("--workdir=")), None)
+    if workdir and workdir.startswith("gs://"):
+      workdir = str(tmp_path / "gcs" / workdir[len("gs://"):])
     if "anticipax.main" in command:
       assert json.loads(pathlib.Path(workdir, "metrics.json").read_text())["step"] == 2
     if "anticipax.distill_pipeline" in command:

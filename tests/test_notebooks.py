@@ -13,6 +13,7 @@ import json
 import os
 import pathlib
 import sys
+import types
 
 import pytest
 
@@ -109,8 +110,8 @@ def test_notebook_is_committed_without_outputs(name):
     if cell["cell_type"] == "code":
       assert cell["outputs"] == [] and cell["execution_count"] is None, (
           f"colab/{name}.ipynb cell {i} has outputs: python tools/strip_notebooks.py colab/*.ipynb")
-  colab = [_source(c) for c in cells if _tagged(c, "colab")]
-  assert any("pip install" in s for s in colab), "the Colab install cell is tagged `colab`"
+  installs = [c for c in cells if _tagged(c, "install")]
+  assert len(installs) == 1 and _tagged(installs[0], "colab"), "one install cell, tagged `colab` and `install`"
   for cell in cells:  # what only Colab (or IPython) runs is in `colab` cells, which the tests skip
     lines = _source(cell).splitlines() if cell["cell_type"] == "code" and not _tagged(cell, "colab") else []
     assert not any("google.colab" in l or l.lstrip().startswith(("!", "%")) for l in lines), _source(cell)
@@ -182,8 +183,10 @@ def test_notebook_runs(name, tmp_path, request):
   nb = execute(name, parameters, tmp_path)
   workdir = pathlib.Path(parameters["WORKDIR"])
   markdown = "\n".join(_outputs(nb, "text/markdown"))
+  text = "\n".join(_outputs(nb, "stream"))
+  assert "on cpu: [CpuDevice(id=0)" in text  # the setup cell prints the backend and its devices
+  assert len(_outputs(nb, "image/png")) == 1  # the curves (instructional: BLEU-4 by observed steps)
   if name in ("quickstart", "instructional"):
-    assert len(_outputs(nb, "image/png")) == 1  # the curves
     summary = json.loads((workdir / "comparison.json").read_text())
     assert summary["verdict"] in markdown  # the comparison table, as comparison.md has it
     assert (workdir / "comparison.md").read_text().strip() in markdown
@@ -202,7 +205,6 @@ def test_notebook_runs(name, tmp_path, request):
   elif name == "tpu_training":
     submission = json.loads((workdir / "test_seen.json").read_text())
     assert submission["challenge"] == "action_anticipation" and len(submission["results"]) == 8
-    text = "\n".join(_outputs(nb, "stream"))
     assert "'data': 4" in text  # the mesh spans the 4 devices
     from anticipax import train  # pylint: disable=g-import-not-at-top
     metrics = train.format_metrics(json.loads((workdir / "metrics.json").read_text()))
@@ -213,3 +215,31 @@ def test_notebook_runs(name, tmp_path, request):
     assert {"bleu4", "meteor", "rouge_l", "cider", "test/bleu4", "pooled/bleu4"} <= set(summary["rows"])
     for row in examples:  # recipe | observed steps | reference | CCD | visual-only | teacher
       assert row[1].startswith("1. ") and row[2]
+
+
+@pytest.mark.parametrize("split", [None, "test_seen"])
+def test_tpu_training_exports_and_downloads_for_every_export_split(split, tmp_path, monkeypatch):
+  """The challenge-file cells with and without `EXPORT_SPLIT` (Colab's download faked, predict stubbed)."""
+  cells = _read_json("tpu_training")["cells"]
+  export, download = (next(c for c in cells if _tagged(c, tag)) for tag in ("export", "download"))
+  downloads, exports = [], []
+
+  def run(config, workdir, **kwargs):
+    del config
+    exports.append((workdir, kwargs["split"]))
+    pathlib.Path(kwargs["output"]).write_text(json.dumps({"results": {"P01_11_0": {"action": {"1,0": 0.7, "0,1": 0.3}}}}))
+    return {"segments": 1, "step": 4}
+
+  colab = types.ModuleType("google.colab")
+  colab.files = types.SimpleNamespace(download=downloads.append)
+  monkeypatch.setitem(sys.modules, "google.colab", colab)
+  builder = types.SimpleNamespace(info=types.SimpleNamespace(metadata={"verbs": ["take", "open"],
+                                                                       "nouns": ["knife", "fridge"]}))
+  namespace = {"os": os, "EXPORT_SPLIT": split, "WORKDIR": str(tmp_path), "config": None, "builder": builder,
+               "predict": types.SimpleNamespace(run=run)}
+  for cell in (export, download):
+    exec(compile(_source(cell), cell["id"], "exec"), namespace)  # pylint: disable=exec-used
+  if split is None:
+    assert namespace["output"] is None and exports == [] and downloads == []
+  else:
+    assert exports == [(str(tmp_path), split)] and downloads == [str(tmp_path / f"{split}.json")]

@@ -105,3 +105,24 @@ def test_cli(tmp_path):
   proc = subprocess.run([sys.executable, "-m", "anticipax.report"], cwd=REPO, capture_output=True, text=True,
                         timeout=120)
   assert proc.returncode != 0 and "usage: python -m anticipax.report WORKDIR" in proc.stderr
+
+
+def test_failed_trials_show_their_last_error(tmp_path):
+  e = _experiment(tmp_path)
+  # What anticipax.launch's local executor writes when a trial exits: trial 1 finished, trial 4 crashed
+  # after its first checkpoint, trial 6 died before writing anything but its status.
+  (e / "1_lr=0.001,seed=0" / "status.json").write_text(json.dumps({"exit_code": 0, "last_error": ""}))
+  (e / "4_lr=0.003,seed=1" / "status.json").write_text(json.dumps(
+      {"exit_code": 1, "last_error": "anticipax: loss is NaN at step 3"}))
+  (e / "6_lr=0.01,seed=1").mkdir()
+  (e / "6_lr=0.01,seed=1" / "status.json").write_text(json.dumps(
+      {"exit_code": -9, "last_error": "killed by SIGKILL; last line: (nothing on stderr)"}))
+  statuses = {r.label: r.status for r in report.collect([e])}
+  assert statuses["1_lr=0.001,seed=0"] == "done"
+  assert statuses["4_lr=0.003,seed=1"] == "failed (exit 1): anticipax: loss is NaN at step 3"
+  assert statuses["6_lr=0.01,seed=1"] == "failed (exit -9): killed by SIGKILL; last line: (nothing on stderr)"
+  lines = report.format_table(report.collect([e])).splitlines()
+  assert lines[-3].split()[0] == "4_lr=0.003,seed=1" and lines[-3].endswith("loss is NaN at step 3")
+  # A trial directory holding only its status is still a trial of a directory without sweep.json.
+  (e / "sweep.json").unlink()
+  assert "6_lr=0.01,seed=1" in [r.label for r in report.collect([e])]

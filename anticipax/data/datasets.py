@@ -7,11 +7,10 @@ per-example 0/1 fields marking evaluation subsets).
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import tensorflow_datasets as tfds
 
+from anticipax import paths
 from anticipax.data.rulstm import builders as rulstm_builders
 from anticipax.data import synthetic_kitchen
 from anticipax.data.tasty import builder as tasty_builder
@@ -54,8 +53,8 @@ def corpus_file(cfg) -> str:
     return str(tasty_synthetic.corpus_path(
         cfg.get("tfds_data_dir"), num_recipes=cfg.get("num_recipes", 600), feature_dim=cfg.get("feature_dim", 64),
         seed=cfg.get("data_seed", 0), num_corpus_recipes=cfg.get("num_corpus_recipes", 4000)))
-  path = os.path.expanduser(cfg.corpus)
-  if not os.path.isfile(path):
+  path = str(paths.path(cfg.corpus))
+  if not paths.path(path).is_file():
     raise DataError(f"config key data.corpus: {path} is not a file (RecipeNLG full_dataset.csv, Recipe1M "
                     "layer1.json or plain text, one recipe a line)")
   return path
@@ -81,9 +80,9 @@ def builder(cfg):
 def frames_root(cfg) -> str:
   """The frame folder of a frames dataset: `data.frames_dir`, else `<manual dir>/frames`."""
   if cfg.get("frames_dir"):
-    return os.path.expanduser(cfg.frames_dir)
+    return str(paths.path(cfg.frames_dir))
   manual_dir = cfg.get("manual_dir") or rulstm_builders.default_manual_dir(cfg.name, cfg.get("tfds_data_dir"))
-  return os.path.join(manual_dir, "frames")
+  return str(paths.path(manual_dir) / "frames")
 
 
 def info_from_metadata(meta, example) -> DatasetInfo:

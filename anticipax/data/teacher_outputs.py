@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Any, Sequence
 
 import numpy as np
 
+from anticipax import paths as anticipax_paths
 from anticipax.data.errors import DataError
 
 PathLike = str | os.PathLike
@@ -78,25 +78,14 @@ def write(path: PathLike, uids: Sequence[str], logits: np.ndarray, features: np.
     arrays["features"] = features
   if metadata is not None:
     arrays["metadata"] = np.array(json.dumps(metadata, sort_keys=True))
-  path = os.fspath(path)
-  directory, name = os.path.split(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.savez(f, **arrays)
-      f.flush()
-      os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from other users of a shared dir.
-    os.replace(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
-    raise
+  with anticipax_paths.open_atomic(path, "wb") as f:
+    np.savez(f, **arrays)
 
 
 def _read(path: PathLike) -> dict[str, Any]:
   """Reads and checks one file written by `write`."""
   try:
-    with np.load(path, allow_pickle=False) as npz:
+    with anticipax_paths.path(path).open("rb") as f, np.load(f, allow_pickle=False) as npz:
       data = {key: npz[key] for key in npz.files}
   except FileNotFoundError as e:
     raise DataError(f"{path}: teacher outputs file not found") from e

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from anticipax import paths
 from anticipax.models.bert import BertConfig, BertEncoder, BertForMaskedLM
 
 # What snapshot_download fetches: config, weights and every tokenizer file the three families use.
@@ -198,6 +199,8 @@ def resolve_model_dir(path_or_name: str) -> str:
   Returns:
     The local directory.
   """
+  if paths.is_remote(path_or_name):  # e.g. gs://bucket/bert-base-uncased: staged to local scratch
+    return paths.local_copy(path_or_name)
   path = os.path.expanduser(os.fspath(path_or_name))
   if os.path.isdir(path):
     return path
@@ -254,5 +257,7 @@ def has_mlm_head(path_or_name: str) -> bool:
 def load_tokenizer(path_or_name: str):
   """The checkpoint's tokenizer via `transformers.AutoTokenizer` (a local directory works offline)."""
   from transformers import AutoTokenizer  # pylint: disable=g-import-not-at-top
+  if paths.is_remote(path_or_name):
+    path_or_name = paths.local_copy(path_or_name)
   path = os.path.expanduser(os.fspath(path_or_name))
   return AutoTokenizer.from_pretrained(path if os.path.isdir(path) else str(path_or_name))

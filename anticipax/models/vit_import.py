@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from anticipax import paths
 from anticipax.models.hf_import import _split, resolve_model_dir
 from anticipax.models.vit import ViT, ViTConfig
 
@@ -354,12 +355,12 @@ def load_vit(path: str, config: ViTConfig | None = None, *, resample: str | None
     FileNotFoundError: no such file, or a directory without config.json / *.safetensors.
     ValueError: the checkpoint's tensors do not match the model (all problems listed).
   """
-  path = os.path.expanduser(os.fspath(path))
-  if path.endswith(".npz"):
-    if not os.path.isfile(path):
+  path = os.fspath(path) if paths.is_remote(path) else os.path.expanduser(os.fspath(path))
+  if path.endswith(".npz"):  # local or gs://
+    if not paths.path(path).is_file():
       raise FileNotFoundError(path)
-    with np.load(path) as f:
-      tensors = dict(f)
+    with paths.path(path).open("rb") as f, np.load(f) as npz:
+      tensors = dict(npz)
     fmt = "npz"
     if config is None:
       config = npz_config(tensors)

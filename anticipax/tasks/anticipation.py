@@ -6,7 +6,6 @@ initialise the model, the training loss, what evaluation computes from the model
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -15,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from anticipax import checkpointing
 from anticipax import losses
 from anticipax import metrics
 from anticipax.data import frames
@@ -240,8 +240,7 @@ class OnlineTeacher:
     import ml_collections  # pylint: disable=g-import-not-at-top
     from anticipax.models.text_teacher import TextClassifier  # pylint: disable=g-import-not-at-top
     from anticipax.tasks import text_model  # pylint: disable=g-import-not-at-top
-    with open(os.path.join(workdir, "config.json")) as f:
-      teacher_config = ml_collections.ConfigDict(json.load(f))
+    teacher_config = ml_collections.ConfigDict(checkpointing.stored_config(workdir))
     text_cfg = ml_collections.ConfigDict({**teacher_config.text.to_dict(), "init_workdir": workdir})
     tokenizer = text_model.load_tokenizer(text_cfg)
     self.bert_config = text_model.bert_config(text_cfg, tokenizer)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from typing import Any
 
 from absl import logging
@@ -33,8 +32,10 @@ import ml_collections
 import numpy as np
 
 from anticipax import captions
+from anticipax import checkpointing
 from anticipax import decoding
 from anticipax import losses
+from anticipax import paths
 from anticipax import sharding
 from anticipax import step_baselines
 from anticipax.data import action_text
@@ -343,12 +344,11 @@ class NextStepTask(base.Task):
     """`predictions.jsonl`: one line per (recipe, k) of the last evaluation."""
     if jax.process_index() != 0 or not getattr(self, "last_records", None):
       return None
-    path = os.path.join(workdir, name)
-    with open(path + ".tmp", "w") as f:
+    path = paths.path(workdir) / name
+    with paths.open_atomic(path, "w") as f:
       for r in self.last_records:
         f.write(json.dumps(r) + "\n")
-    os.replace(path + ".tmp", path)
-    return path
+    return str(path)
 
   def finalize(self, trainer, state, workdir: str) -> None:
     """Writes the final evaluation's predictions; a text teacher also exports its per-step states."""
@@ -385,7 +385,7 @@ def export_states(task: NextStepTask, trainer, params, source, workdir: str, spl
     # Feature-only files: logits with zero classes, the vectors as features.
     for name, values, kind in ((STATES_FILE, rows, "next_step_teacher_states"),
                                (STEPS_FILE, step_rows, "next_step_teacher_steps")):
-      path = os.path.join(workdir, name.format(split=split))
+      path = paths.path(workdir) / name.format(split=split)
       teacher_outputs.write(path, keys, np.zeros((len(values), 0), np.float32), np.stack(values),
                             metadata={"kind": kind})
       logging.info("Exported %d step vectors to %s.", len(values), path)
@@ -395,8 +395,7 @@ class OnlineStepTeacher:
   """A finished teacher run (its workdir) evaluated frozen inside the CCD student's train step."""
 
   def __init__(self, workdir: str, info: TastyInfo, contrast: str = "states"):
-    with open(os.path.join(workdir, "config.json")) as f:
-      teacher_config = ml_collections.ConfigDict(json.load(f))
+    teacher_config = ml_collections.ConfigDict(checkpointing.stored_config(workdir))
     teacher_config.text.init_workdir = workdir
     teacher_config.text.pretrained = ""
     self.splits = Splits((), (), info)

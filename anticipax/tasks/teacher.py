@@ -7,14 +7,13 @@ config points `distill.teacher_outputs` at the training file.
 
 from __future__ import annotations
 
-import os
-
 from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from anticipax import losses
+from anticipax import paths
 from anticipax.data import buckets
 from anticipax.data import teacher_outputs
 from anticipax.models.text_teacher import TextClassifier
@@ -108,7 +107,7 @@ class TeacherTask(base.Task):
       if jax.process_index() != 0:
         continue
       uids = [_text(source[int(i)]["uid"]) for i in outputs["index"]]
-      path = os.path.join(workdir, f"teacher_outputs_{split}.npz")
+      path = paths.path(workdir) / f"teacher_outputs_{split}.npz"
       teacher_outputs.write(path, uids, outputs["logits"], outputs["cls"],
                             metadata={"step": int(jax.device_get(state.step))})
       logging.info("Exported teacher outputs of %d %s segments to %s.", len(uids), split, path)

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
+import tempfile
 from typing import Any
 
 from absl import logging
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 
+from anticipax import checkpointing
+from anticipax import paths
 from anticipax.data import action_text
 
 from anticipax.models import hf_import
@@ -28,9 +29,9 @@ from anticipax.models.bert import BertConfig
 TEXT_MODEL_DIR = "text_model"
 
 
-def _workdir_model(workdir: str) -> str:
-  path = os.path.join(os.path.abspath(os.path.expanduser(workdir)), TEXT_MODEL_DIR)
-  if not os.path.isfile(os.path.join(path, "bert_config.json")):
+def _workdir_model(workdir: str):
+  path = paths.path(workdir) / TEXT_MODEL_DIR
+  if not (path / "bert_config.json").is_file():
     raise FileNotFoundError(f"config key text.init_workdir: {path} has no bert_config.json "
                             "(is it the workdir of a finished MLM or teacher run?)")
   return path
@@ -38,7 +39,7 @@ def _workdir_model(workdir: str) -> str:
 
 def load_tokenizer(text_cfg):
   if text_cfg.get("init_workdir"):
-    return hf_import.load_tokenizer(os.path.join(_workdir_model(text_cfg.init_workdir), "tokenizer"))
+    return hf_import.load_tokenizer(paths.local_copy(_workdir_model(text_cfg.init_workdir) / "tokenizer"))
   source = text_cfg.get("tokenizer") or text_cfg.get("pretrained")
   if not source:
     raise ValueError("config key text.tokenizer: a text model from scratch needs a tokenizer")
@@ -49,26 +50,18 @@ def bert_config(text_cfg, tokenizer) -> BertConfig:
   """The encoder architecture for `config.text`."""
   dtype = jnp.dtype(text_cfg.get("dtype", "float32"))
   if text_cfg.get("init_workdir"):
-    with open(os.path.join(_workdir_model(text_cfg.init_workdir), "bert_config.json")) as f:
-      fields = json.load(f)
+    fields = json.loads((_workdir_model(text_cfg.init_workdir) / "bert_config.json").read_text())
     return BertConfig(**{**fields, "dtype": dtype})
   if text_cfg.get("pretrained"):
     model_dir = hf_import.resolve_model_dir(text_cfg.pretrained)
-    with open(os.path.join(model_dir, "config.json")) as f:
-      return BertConfig.from_hf_dict(json.load(f), dtype=dtype)
+    return BertConfig.from_hf_dict(json.loads((paths.path(model_dir) / "config.json").read_text()), dtype=dtype)
   return BertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, dtype=dtype,
                     **dict(text_cfg.scratch))
 
 
 def restore_params(workdir: str) -> dict[str, Any]:
   """The parameters of an anticipax run's latest checkpoint (as numpy-backed arrays)."""
-  directory = os.path.join(os.path.abspath(os.path.expanduser(workdir)), "checkpoints")
-  with ocp.CheckpointManager(directory, item_names=("state", "data")) as mngr:
-    step = mngr.latest_step()
-    if step is None:
-      raise FileNotFoundError(f"no checkpoint in {directory}")
-    state = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
-  return state["params"]
+  return checkpointing.restore(workdir, None, "latest")[1]["params"]
 
 
 def pretrained_params(text_cfg, *, with_mlm_head: bool) -> dict[str, Any] | None:
@@ -90,12 +83,12 @@ def pretrained_params(text_cfg, *, with_mlm_head: bool) -> dict[str, Any] | None
 
 def save(workdir: str, config: BertConfig, tokenizer) -> None:
   """Writes `workdir/text_model/` so later runs can start from this one (`text.init_workdir`)."""
-  path = os.path.join(workdir, TEXT_MODEL_DIR)
-  os.makedirs(path, exist_ok=True)
+  path = paths.path(workdir) / TEXT_MODEL_DIR
   fields = {k: v for k, v in dataclasses.asdict(config).items() if k != "dtype"}
-  with open(os.path.join(path, "bert_config.json"), "w") as f:
-    json.dump(fields, f, indent=2)
-  tokenizer.save_pretrained(os.path.join(path, "tokenizer"))
+  paths.write_text(path / "bert_config.json", json.dumps(fields, indent=2))
+  with tempfile.TemporaryDirectory() as scratch:  # Hugging Face writes to a local folder only
+    tokenizer.save_pretrained(scratch)
+    paths.copy_tree(scratch, path / "tokenizer")
 
 
 class HistoryText:

@@ -29,6 +29,7 @@ from absl import logging
 import numpy as np
 import tensorflow_datasets as tfds
 
+from anticipax import paths
 from anticipax.data.corpus import readers
 from anticipax.data.corpus.leak_guard import LeakGuard  # pylint: disable=unused-import  (re-exported)
 from anticipax.data.corpus.readers import CorpusRecipe, write_recipenlg  # pylint: disable=unused-import
@@ -86,7 +87,7 @@ def make_config(corpus_path, *, format: str | None = None,  # pylint: disable=re
       raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
   if not delimiter or "\n" in delimiter or "\r" in delimiter:
     raise ValueError(f"delimiter must be non-empty text without line breaks, got {delimiter!r}")
-  path = os.path.abspath(os.path.expanduser(os.fspath(corpus_path)))
+  path = str(paths.path(corpus_path))
   guard = leak_guard or LeakGuard()
   digest = hashlib.sha256(repr((path, delimiter, guard.digest)).encode("utf-8", "surrogatepass")).hexdigest()[:8]
   empty = "dropempty" if drop_empty_steps else "keepempty"
@@ -227,7 +228,7 @@ def load(corpus_path, *, data_dir: str | None, format: str | None = None,  # pyl
                        delimiter=delimiter)
   builder = RecipeCorpus(data_dir=data_dir, config=config, file_format="array_record")
   if not builder.is_prepared():  # A prepared dataset never reads the file again.
-    if not os.path.isfile(config.corpus_path):
+    if not paths.path(config.corpus_path).is_file():
       raise DataError(f"{config.corpus_path}: field 'corpus': no such file")
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
   return builder

@@ -32,6 +32,7 @@ import os
 import pathlib
 import re
 
+from anticipax import paths
 from anticipax.data.errors import DataError
 
 PathLike = str | os.PathLike
@@ -81,7 +82,7 @@ def _show(value, limit: int = 60) -> str:
 
 def _open(path: pathlib.Path):
   try:
-    return open(path, "rb")
+    return paths.path(path).open("rb")  # local or gs://
   except OSError as e:
     raise DataError(f"{path}: cannot read: {e}") from e
 
@@ -180,7 +181,7 @@ def read_recipenlg(path: PathLike) -> Iterator[CorpusRecipe]:
   Yields:
     One `CorpusRecipe` per data row, in file order; `where` is the line where the record starts.
   """
-  path = pathlib.Path(path)
+  path = paths.path(path)
   records = _records(path)
   header_line, header = next(records, (1, []))
   columns = {}
@@ -350,7 +351,7 @@ def read_recipe1m(path: PathLike, *, chunk_size: int = CHUNK_SIZE) -> Iterator[C
   Yields:
     One `CorpusRecipe` per array element, in file order; `where` names the element's line and index.
   """
-  path = pathlib.Path(path)
+  path = paths.path(path)
   for index, line, obj in _json_elements(path, chunk_size):
     at = f"{path}:{line}: element {index}"
     if not isinstance(obj, dict):
@@ -383,7 +384,7 @@ def read_text(path: PathLike, *, delimiter: str = DEFAULT_DELIMITER) -> Iterator
   """
   if not delimiter or "\n" in delimiter or "\r" in delimiter:
     raise ValueError(f"delimiter must be non-empty text without line breaks, got {delimiter!r}")
-  path = pathlib.Path(path)
+  path = paths.path(path)
   for line, content in _physical_lines(path):
     content = content.rstrip("\r\n")
     if content.strip():
@@ -398,7 +399,7 @@ def detect_format(path: PathLike, format: str | None = None) -> str:  # pylint: 
   RecipeNLG's header, is `recipenlg` (a `.csv` without that header then fails naming the missing
   column); anything else is `text`.
   """
-  path = pathlib.Path(path)
+  path = paths.path(path)
   if format is not None:
     if format not in FORMATS:
       raise DataError(f"{path}: field 'format': {format!r} is not one of {', '.join(FORMATS)}")

@@ -20,7 +20,6 @@ naming the file.
 from __future__ import annotations
 
 import dataclasses
-import os
 
 from absl import logging
 from etils import epath
@@ -28,6 +27,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from anticipax import metrics
+from anticipax import paths
 from anticipax.data.rulstm import reader as rulstm
 from anticipax.data import windows
 from anticipax.data.errors import DataError
@@ -238,8 +238,7 @@ BUILDERS = {"egtea_gaze_plus": EgteaGazePlus, "epic_kitchens_55": EpicKitchens55
 
 
 def default_manual_dir(name: str, data_dir: str | None) -> str:
-  base = data_dir or os.path.expanduser("~/tensorflow_datasets")
-  return os.path.join(base, "downloads", "manual", name)
+  return str(paths.path(data_dir or "~/tensorflow_datasets") / "downloads" / "manual" / name)
 
 
 def load(name: str, *, data_dir: str | None, manual_dir: str | None, config: RulstmConfig,
@@ -252,10 +251,10 @@ def load(name: str, *, data_dir: str | None, manual_dir: str | None, config: Rul
   # every field, so the same name is the same config.
   config = {c.name: c for c in BUILDERS[name].BUILDER_CONFIGS}.get(config.name, config)
   builder = BUILDERS[name](data_dir=data_dir, config=config, file_format="array_record")
-  builder.frames_dir = os.path.expanduser(frames_dir) if frames_dir else None
+  builder.frames_dir = paths.local(frames_dir, "data.frames_dir (JPEG frames)") if frames_dir else None
   if not builder.is_prepared():
     manual_dir = manual_dir or default_manual_dir(name, data_dir)
-    if not os.path.isdir(manual_dir):
+    if not paths.path(manual_dir).is_dir():
       raise DataError(f"{name}: manual dir {manual_dir} does not exist; put the RULSTM files there "
                       f"(see configs/) or set --config.data.manual_dir")
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))

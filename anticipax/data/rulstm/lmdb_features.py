@@ -22,6 +22,7 @@ from typing import Mapping, Sequence
 import lmdb
 import numpy as np
 
+from anticipax import paths
 from anticipax.data.errors import DataError
 
 _MAX_READERS = 2048  # Many data-loader workers may each hold a read transaction.
@@ -81,7 +82,9 @@ class LmdbFeatures:
     """
     if isinstance(modalities, str) or not modalities:
       raise ValueError(f"modalities must be a non-empty sequence of names, got {modalities!r}")
-    self.root = os.fspath(root)
+    # py-lmdb maps files of this machine: a bucket path gets one clear line (prepare from local scratch;
+    # the prepared dataset itself may then live in a bucket).
+    self.root = paths.local(root, "the RULSTM LMDB features (data.manual_dir)")
     self.modalities = tuple(modalities)
     self._paths = tuple(os.path.join(self.root, m) for m in self.modalities)
     for modality, path in zip(self.modalities, self._paths):

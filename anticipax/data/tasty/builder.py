@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import pathlib
 import re
 
@@ -25,6 +24,7 @@ from absl import logging
 import numpy as np
 import tensorflow_datasets as tfds
 
+from anticipax import paths
 from anticipax.data.errors import DataError
 from anticipax.data.tasty import features as feature_files
 from anticipax.data.tasty import reader
@@ -191,7 +191,7 @@ class TastyVideos(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     c = self.builder_config
-    root = pathlib.Path(os.fspath(dl_manager.manual_dir))
+    root = pathlib.Path(paths.local(dl_manager.manual_dir, f"the {NAME} files (data.manual_dir)"))
     if not root.is_dir():
       raise DataError(f"{NAME}: manual dir {root} does not exist")
     collection = reader.Collection(root, c.split, drop=c.drop)
@@ -209,7 +209,7 @@ class TastyVideos(tfds.core.GeneratorBasedBuilder):
     vocab = text.Vocab.build(vocab_texts(train), c.min_word_count)
     # During generation `data_dir` is TFDS's temporary directory, renamed into place only when
     # every split is written, so the vocabulary never appears without its dataset.
-    vocab.save(pathlib.Path(os.fspath(self.data_dir)) / VOCAB_FILENAME)
+    vocab.save(paths.path(self.data_dir) / VOCAB_FILENAME)
     collection.log()
     if c.steps_without_video == "drop":
       logging.info("Tasty steps without video dropped (steps_without_video=drop): %d.",
@@ -239,14 +239,13 @@ def vocab(builder: TastyVideos) -> text.Vocab:
   return text.Vocab(builder.info.metadata["vocab"])
 
 
-def vocab_path(builder: TastyVideos) -> pathlib.Path:
-  """`vocab.txt` of a prepared dataset, one token per line in id order."""
-  return pathlib.Path(os.fspath(builder.data_dir)) / VOCAB_FILENAME
+def vocab_path(builder: TastyVideos):
+  """`vocab.txt` of a prepared dataset (local or gs://), one token per line in id order."""
+  return paths.path(builder.data_dir) / VOCAB_FILENAME
 
 
 def default_manual_dir(data_dir: str | None) -> str:
-  base = data_dir or os.path.expanduser("~/tensorflow_datasets")
-  return os.path.join(base, "downloads", "manual", NAME)
+  return str(paths.path(data_dir or "~/tensorflow_datasets") / "downloads" / "manual" / NAME)
 
 
 def load(*, data_dir: str | None, manual_dir: str | None,
@@ -269,7 +268,7 @@ def load(*, data_dir: str | None, manual_dir: str | None,
   builder = TastyVideos(data_dir=data_dir, config=config, file_format="array_record")
   if not builder.is_prepared():
     manual_dir = manual_dir or default_manual_dir(data_dir)
-    if not os.path.isdir(manual_dir):
+    if not paths.path(manual_dir).is_dir():
       raise DataError(f"{NAME}: manual dir {manual_dir} does not exist; put the Tasty Videos files "
                       "there (see DATA_FORMATS.md) or set --config.data.manual_dir")
     builder.download_and_prepare(

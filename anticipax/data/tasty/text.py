@@ -9,11 +9,11 @@ from __future__ import annotations
 import collections
 from collections.abc import Iterable, Sequence
 import os
-import pathlib
 import re
 
 import numpy as np
 
+from anticipax import paths
 from anticipax.data.errors import DataError
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
@@ -94,12 +94,12 @@ class Vocab:
 
   def save(self, path: str | os.PathLike) -> None:
     """One token per line, in id order."""
-    pathlib.Path(path).write_text("\n".join(self.tokens) + "\n", encoding="utf-8")
+    paths.write_text(path, "\n".join(self.tokens) + "\n")
 
   @classmethod
   def load(cls, path: str | os.PathLike) -> Vocab:
     r"""Reads a vocabulary written by `save`: one token per line ("\n", "\r\n" or "\r"), specials first."""
-    path = pathlib.Path(path)
+    path = paths.path(path)
     try:
       data = path.read_bytes()
     except OSError as e:
