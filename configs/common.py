@@ -1,6 +1,51 @@
 """Defaults shared by every experiment config; each config file overrides what differs."""
 
+import os
+from typing import Any
+
 import ml_collections
+
+
+def parse_arg(arg: str | None, config_file: str, **known: Any) -> dict[str, Any]:
+  """The `--config=configs/x.py:k=v,k2=v2` argument of a config, parsed strictly.
+
+  Args:
+    arg: what follows the ':' (None or "" for none).
+    config_file: the config's `__file__`, named in errors.
+    **known: each accepted key with its default; a tuple default `(default, choice, ...)` also lists the
+      values allowed (the default first). Values are converted to the default's type.
+
+  Returns:
+    Every known key, with its given or default value.
+
+  Raises:
+    ValueError: one line naming the config file and the key, for a part without '=', an unknown or
+      repeated key, or a value of the wrong type or outside the choices.
+  """
+  name = f"configs/{os.path.basename(config_file)}"
+  choices = {k: tuple(dict.fromkeys(v)) if isinstance(v, tuple) else None for k, v in known.items()}
+  out = {k: (v[0] if isinstance(v, tuple) else v) for k, v in known.items()}
+  given = set()
+  for part in (arg or "").split(","):
+    if not part:
+      continue
+    key, eq, text = part.partition("=")
+    if not eq:
+      raise ValueError(f"{name}: config argument {part!r} is not key=value (known keys: {', '.join(known)})")
+    if key not in known:
+      raise ValueError(f"{name}: config argument key {key!r} is unknown (known keys: {', '.join(known)})")
+    if key in given:
+      raise ValueError(f"{name}: config argument key {key!r} is given twice")
+    given.add(key)
+    kind = type(out[key])
+    try:
+      value = kind(text)
+    except ValueError:
+      raise ValueError(f"{name}: config argument {key}={text!r} is not {kind.__name__}") from None
+    if choices[key] is not None and value not in choices[key]:
+      raise ValueError(f"{name}: config argument {key}={text!r}; known: {', '.join(map(str, choices[key]))}")
+    out[key] = value
+  return out
 
 
 def base_config() -> ml_collections.ConfigDict:

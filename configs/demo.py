@@ -10,7 +10,7 @@ from configs import common
 
 
 def get_config(arg: str | None = None):
-  del arg
+  common.parse_arg(arg, __file__)  # takes no argument: one given is refused
   c = common.base_config()
   c.data.name = "synthetic_kitchen"
   c.model.backbone.dim = 64

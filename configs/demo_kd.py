@@ -21,7 +21,7 @@ from configs import demo
 
 
 def get_config(arg: str | None = None):
-  del arg
+  common.parse_arg(arg, __file__)  # takes no argument: one given is refused
   data_dir = ml_collections.FieldReference(None, field_type=str)  # --config.tfds_data_dir=...
 
   mlm = common.base_config()

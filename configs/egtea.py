@@ -34,11 +34,11 @@ from configs import common
 TRAIN_EXAMPLES = 8299  # RULSTM split 1 training segments
 
 
-def egtea_windows(c, opts: dict[str, str]) -> None:
+def egtea_windows(c, split: int) -> None:
   """EGTEA Gaze+ as both AVT EGTEA recipes read it (TSN features and AVT-b frames alike): RULSTM split
   `split=`, rgb, 10 frames at 1 fps before the action (tau_o = 10 s), tau_a = 0.5 s."""
   c.data.name = "egtea_gaze_plus"
-  c.data.split = int(opts.get("split", 1))
+  c.data.split = split
   c.data.modalities = ["rgb"]
   c.data.num_frames = 10
   c.data.fps = 1.0
@@ -53,9 +53,9 @@ def egtea_distillation(c) -> None:
 
 
 def get_config(arg: str | None = None):
-  opts = dict(kv.split("=") for kv in (arg or "").split(",") if kv)
+  opts = common.parse_arg(arg, __file__, split=(1, 1, 2, 3), world=1)
   c = common.base_config()
-  egtea_windows(c, opts)
+  egtea_windows(c, opts["split"])
 
   c.model.backbone.kind = "identity"
   c.model.head.update(inter_dim=2048, num_layers=2, num_heads=4, dropout=0.1)
@@ -63,6 +63,6 @@ def get_config(arg: str | None = None):
   c.loss.update(next_action=1.0, future_feature=1.0, past_action=0.1)
 
   common.avt_recipe(c, train_examples=TRAIN_EXAMPLES, optimizer="sgd", lr=1e-3, weight_decay=1e-6, epochs=15,
-                    warmup_epochs=0, batch_size=64, world=int(opts.get("world", 1)))
+                    warmup_epochs=0, batch_size=64, world=opts["world"])
   egtea_distillation(c)
   return c

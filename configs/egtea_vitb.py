@@ -54,9 +54,9 @@ TRAIN_EXAMPLES = egtea.TRAIN_EXAMPLES
 
 
 def get_config(arg: str | None = None):
-  opts = dict(kv.split("=") for kv in (arg or "").split(",") if kv)
+  opts = common.parse_arg(arg, __file__, split=(1, 1, 2, 3), world=32)
   c = common.base_config()
-  egtea.egtea_windows(c, opts)
+  egtea.egtea_windows(c, opts["split"])
   c.data.inputs = "frames"  # window JPEGs, decoded and augmented in the input pipeline
   c.data.frames_dir = ml_collections.FieldReference(None, field_type=str)  # None: <manual_dir>/frames
   c.data.crop_size = 224
@@ -76,7 +76,7 @@ def get_config(arg: str | None = None):
   c.loss.update(next_action=1.0, future_feature=1.0, past_action=0.1)
 
   common.avt_recipe(c, train_examples=TRAIN_EXAMPLES, optimizer="sgd", lr=5e-4, weight_decay=1e-6, epochs=10,
-                    warmup_epochs=5, batch_size=3, world=int(opts.get("world", 32)))
+                    warmup_epochs=5, batch_size=3, world=opts["world"])
   c.train.grad_accum_steps = 1  # k: each global batch runs as k microbatches (fewer devices, same batch)
   egtea.egtea_distillation(c)
 

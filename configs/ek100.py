@@ -33,10 +33,8 @@ FEATURES = {"tsn": ("rgb", 6, 4, 20), "obj": ("obj", 6, 4, 20), "ig65m": ("ig65m
 
 
 def get_config(arg: str | None = None):
-  opts = dict(kv.split("=") for kv in (arg or "").split(",") if kv)
-  features = opts.get("features", "tsn")
-  if features not in FEATURES:
-    raise ValueError(f"configs/ek100.py: features={features!r}; known: {', '.join(FEATURES)}")
+  opts = common.parse_arg(arg, __file__, features=tuple(FEATURES), world=1)
+  features = opts["features"]
   modality, layers, heads, warmup_epochs = FEATURES[features]
   c = common.base_config()
   c.data.name = "epic_kitchens_100"
@@ -52,7 +50,7 @@ def get_config(arg: str | None = None):
   c.loss.update(next_action=1.0, future_feature=1.0, past_action=1.0)
 
   common.avt_recipe(c, train_examples=TRAIN_EXAMPLES, optimizer="sgd", lr=1e-3, weight_decay=1e-6, epochs=50,
-                    warmup_epochs=warmup_epochs, batch_size=64, world=int(opts.get("world", 1)))
+                    warmup_epochs=warmup_epochs, batch_size=64, world=opts["world"])
   c.distill.update(temperature=5.0, weight=20.0, top_k=50, reduction="mean")  # as EK55 (see docstring)
   c.eval.best_metric = "action/mean_top5_recall"
   # Challenge submissions carry self-reported supervision levels.

@@ -41,10 +41,8 @@ FEATURES = {"tsn": ("rgb", 5), "ig65m": ("ig65m", 0)}  # LMDB folder, warmup epo
 
 
 def get_config(arg: str | None = None):
-  opts = dict(kv.split("=") for kv in (arg or "").split(",") if kv)
-  features = opts.get("features", "tsn")
-  if features not in FEATURES:
-    raise ValueError(f"configs/ek55.py: features={features!r}; known: {', '.join(FEATURES)}")
+  opts = common.parse_arg(arg, __file__, features=tuple(FEATURES), world=1)
+  features = opts["features"]
   modality, warmup_epochs = FEATURES[features]
   c = common.base_config()
   c.data.name = "epic_kitchens_55"
@@ -60,7 +58,7 @@ def get_config(arg: str | None = None):
   c.loss.update(next_action=1.0, future_feature=2.0, past_action=0.0)
 
   common.avt_recipe(c, train_examples=TRAIN_EXAMPLES, optimizer="adam", lr=5e-6, weight_decay=1e-4, epochs=20,
-                    warmup_epochs=warmup_epochs, batch_size=32, world=int(opts.get("world", 1)))
+                    warmup_epochs=warmup_epochs, batch_size=32, world=opts["world"])
   # Distillation (off until a teacher's outputs are given): --config.distill.kind=kl
   # --config.distill.teacher_outputs=<file>.
   c.distill.update(temperature=5.0, weight=20.0, top_k=50, reduction="mean")

@@ -12,7 +12,7 @@ from configs import common
 
 
 def get_config(arg: str | None = None):
-  del arg
+  common.parse_arg(arg, __file__)  # takes no argument: one given is refused
   c = common.base_config()
   c.task = "mlm"
   c.data.name = "corpus"

@@ -166,7 +166,7 @@ def pipeline(kind: str = "real", *, ablation: bool = False) -> ml_collections.Co
 
 
 def get_config(arg: str | None = None):
-  opts = dict(kv.split("=") for kv in (arg or "").split(",") if kv)
-  if "stage" in opts:
+  opts = common.parse_arg(arg, __file__, stage=("", *STAGES))
+  if opts["stage"]:
     return stage_config(opts["stage"])
   return pipeline()

@@ -25,6 +25,8 @@ from configs import tasty
 
 
 def get_config(arg: str | None = None):
+  if arg not in (None, "", "ablation"):
+    raise ValueError(f"configs/tasty_demo.py: config argument {arg!r} is unknown (known: ablation)")
   c = tasty.pipeline("demo", ablation=arg == "ablation")
   c.seeds = 3
   return c

@@ -138,3 +138,28 @@ def test_kd_pipelines_share_data_and_teacher_settings(name):
 def test_egtea_split_argument():
   from configs import egtea  # pylint: disable=g-import-not-at-top
   assert egtea.get_config("split=3").data.split == 3
+
+
+@pytest.mark.parametrize("name, arg, message", [
+    ("egtea", "splitt=2", r"^configs/egtea.py: config argument key 'splitt' is unknown \(known keys: split, world\)$"),
+    ("egtea", "split", r"^configs/egtea.py: config argument 'split' is not key=value"),
+    ("egtea", "split=4", r"^configs/egtea.py: config argument split='4'; known: 1, 2, 3$"),
+    ("egtea_kd", "world=two", r"^configs/egtea.py: config argument world='two' is not int$"),
+    ("ek55", "features=rgb", r"^configs/ek55.py: config argument features='rgb'; known: tsn, ig65m$"),
+    ("ek100", "world=2,world=4", r"^configs/ek100.py: config argument key 'world' is given twice$"),
+    ("tasty", "stage=student", r"^configs/tasty.py: config argument stage='student'; known: , pretrain"),
+    ("demo", "steps=3", r"^configs/demo.py: config argument key 'steps' is unknown"),
+    ("tasty_demo", "ablations", r"^configs/tasty_demo.py: config argument 'ablations' is unknown"),
+])
+def test_config_arguments_are_parsed_strictly(name, arg, message):
+  module = importlib.import_module(f"configs.{name}")
+  with pytest.raises(ValueError, match=message):
+    module.get_config(arg)
+
+
+def test_config_arguments_reach_the_config():
+  from configs import egtea, ek55  # pylint: disable=g-import-not-at-top
+  assert egtea.get_config("split=3").data.split == 3 and egtea.get_config().data.split == 1
+  assert ek55.get_config("features=ig65m").data.modalities == ["ig65m"]
+  one, two = egtea.get_config(), egtea.get_config("world=2")
+  assert (two.train.batch_size, two.schedule.peak_lr) == (2 * one.train.batch_size, 2 * one.schedule.peak_lr)
