@@ -107,7 +107,7 @@ def source(cfg, split: str):
   return b.as_data_source(split=split)
 
 
-def load(cfg) -> Splits:
+def load(cfg) -> Splits[DatasetInfo]:
   """Train and eval sources of `config.data` with their `DatasetInfo`."""
   b = builder(cfg)
   train = b.as_data_source(split=cfg.get("train_split", "train"))

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import dataclasses
 import inspect
 import math
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import grain
 import numpy as np
@@ -44,11 +44,17 @@ class DatasetInfo:
   eval_flags: tuple[str, ...] = ()
 
 
+InfoT = TypeVar("InfoT")
+
+
 @dataclasses.dataclass
-class Splits:
-  train: Sequence[Mapping[str, Any]]  # random-access sources
+class Splits(Generic[InfoT]):
+  """A job's random-access train and eval sources and what its model must know about them: a
+  `DatasetInfo` for the action datasets (method 1), a `tasks.next_step.TastyInfo` for Tasty (method 2),
+  None for text-only jobs (MLM)."""
+  train: Sequence[Mapping[str, Any]]
   eval: Sequence[Mapping[str, Any]]
-  info: DatasetInfo | None = None  # None for text-only jobs (MLM)
+  info: InfoT | None = None
 
 
 _DEVICE_DTYPES = {np.dtype(np.int64): np.int32, np.dtype(np.float64): np.float32}

@@ -1,4 +1,4 @@
-"""Tasks plug into the one trainer: `load_data(config)` then `get(config, splits)`.
+"""Tasks plug into the one trainer: `load_data(config)` then `get(config, splits)` (`base.Task`).
 
 - anticipation: the AVT student (optionally distilling a text teacher).
 - mlm: masked-LM domain pretraining of the text encoder on a corpus.
@@ -6,7 +6,6 @@
 - next_step: next-step sentence anticipation on Tasty Videos (text teacher, visual student, CCD student).
 """
 
-from anticipax.data import datasets
 from anticipax.tasks.anticipation import AnticipationTask
 from anticipax.tasks.mlm import MlmTask
 from anticipax.tasks.next_step import NextStepTask
@@ -22,11 +21,8 @@ def _check(config):
 
 
 def load_data(config):
-  """The splits the task trains and evaluates on (a task may read its own kind of data)."""
-  task_cls = _check(config)
-  if hasattr(task_cls, "load_data"):
-    return task_cls.load_data(config)
-  return datasets.load(config.data)
+  """The splits the task trains and evaluates on (`Task.load_data`: a task may read its own kind of data)."""
+  return _check(config).load_data(config)
 
 
 def get(config, splits):

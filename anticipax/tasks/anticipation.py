@@ -19,7 +19,8 @@ from anticipax import losses
 from anticipax import metrics
 from anticipax.data import frames
 from anticipax.data import teacher_outputs
-from anticipax.data.pipeline import Splits
+from anticipax.data.pipeline import DatasetInfo, Splits
+from anticipax.data.text_values import as_text
 from anticipax.models.avt import build_avt
 from anticipax.models.vit_import import load_vit
 from anticipax.tasks import base
@@ -40,7 +41,7 @@ class AnticipationTask(base.Task):
   averages the scores (logits) over views, as AVT's multi-crop evaluation does.
   """
 
-  def __init__(self, config, splits: Splits):
+  def __init__(self, config, splits: Splits[DatasetInfo]):
     super().__init__(config, splits)
     self.info = info = splits.info
     self.distill = config.get("distill", {})
@@ -94,12 +95,12 @@ class AnticipationTask(base.Task):
   def preprocess(self, example, rng: np.random.Generator | None = None):
     """Host side, in the pipeline's threads: decodes/augments frames (`rng`: training), adds teacher inputs."""
     if self.vit:
-      name, numbers = f"video {_text(example['video'])!r}", example.get("frame_numbers")
+      name, numbers = f"video {as_text(example['video'])!r}", example.get("frame_numbers")
       pixels = (self.transform.train(example["frames"], rng, name=name, frame_numbers=numbers)
                 if rng is not None else self.transform.eval(example["frames"], name=name, frame_numbers=numbers))
       example = {**example, "frames": pixels}
     if self.cached is not None:
-      logits, features, present = self.cached.lookup(_text(example["uid"]))
+      logits, features, present = self.cached.lookup(as_text(example["uid"]))
       example = {**example, "teacher_logits": logits, "teacher_mask": np.float32(present)}
       if features is not None:
         example["teacher_features"] = features
@@ -227,10 +228,6 @@ def teacher_output_paths(value) -> list[str]:
   if not paths:
     raise ValueError("config.distill.teacher_outputs: no file given (kind is set, online_teacher is not)")
   return paths
-
-
-def _text(value) -> str:
-  return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class OnlineTeacher:

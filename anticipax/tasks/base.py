@@ -7,6 +7,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from anticipax.data import datasets
 from anticipax.data.pipeline import Splits
 
 
@@ -31,6 +32,11 @@ class Task:
   def __init__(self, config, splits: Splits):
     self.config = config
     self.splits = splits
+
+  @classmethod
+  def load_data(cls, config) -> Splits:
+    """The splits this task trains and evaluates on; by default the action dataset `config.data` names."""
+    return datasets.load(config.data)
 
   @property
   def train_metric_names(self) -> tuple[str, ...]:

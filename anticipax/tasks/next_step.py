@@ -47,6 +47,7 @@ from anticipax.data.corpus import builder as corpus_builder
 from anticipax.data.pipeline import Splits
 from anticipax.data.tasty import builder as tasty_builder
 from anticipax.data.tasty import text as tasty_text
+from anticipax.data.text_values import as_text
 from anticipax.models.instructional import build_next_step_model
 from anticipax.models.layers import dense
 from anticipax.tasks import base
@@ -82,7 +83,7 @@ def training_sentences(config) -> list[str]:
   for source in sources:
     for i in range(len(source)):
       example = source[i]
-      lines += [_text(s) for s in example["steps"][:int(example["num_steps"])]]
+      lines += [as_text(s) for s in example["steps"][:int(example["num_steps"])]]
   return lines
 
 
@@ -114,7 +115,7 @@ def observed_range(config) -> tuple[int, int]:
 
 def step_key(recipe, step: int) -> str:
   """The key of one step's teacher state in a teacher-outputs file."""
-  return f"{_text(recipe)}#{step}"
+  return f"{as_text(recipe)}#{step}"
 
 
 class StepText:
@@ -125,15 +126,15 @@ class StepText:
     self.max_len = int(text_cfg.max_len)
 
   def __call__(self, steps) -> dict[str, np.ndarray]:
-    tokens = action_text.tokenize(self.tokenizer, [_text(s) for s in steps], self.max_len)
+    tokens = action_text.tokenize(self.tokenizer, [as_text(s) for s in steps], self.max_len)
     return {"step_tokens": tokens["input_ids"], "step_attention": tokens["attention_mask"]}
 
 
 class NextStepTask(base.Task):
   """Teacher, visual student or CCD student (see the module docstring)."""
 
-  @staticmethod
-  def load_data(config) -> Splits:
+  @classmethod
+  def load_data(cls, config) -> Splits[TastyInfo]:
     b = datasets.builder(config.data)
     meta = b.info.metadata
     info = TastyInfo(tasty_builder.vocab(b), int(meta["feature_dim"]), int(meta["max_steps"]),
@@ -146,7 +147,7 @@ class NextStepTask(base.Task):
              else b.as_data_source(config.data.get("train_split", "train")))
     return Splits(train, b.as_data_source(config.data.get("eval_split", "validation")), info)
 
-  def __init__(self, config, splits: Splits):
+  def __init__(self, config, splits: Splits[TastyInfo]):
     super().__init__(config, splits)
     self.info = info = splits.info
     self.vocab = info.vocab
@@ -212,10 +213,10 @@ class NextStepTask(base.Task):
   def preprocess(self, example):
     steps = example["steps"]
     out = dict(example)
-    out["target_tokens"] = np.stack([self.vocab.encode(_text(s), self.max_words + 1)[1:] for s in steps])
+    out["target_tokens"] = np.stack([self.vocab.encode(as_text(s), self.max_words + 1)[1:] for s in steps])
     # Normalized as the steps are: "onion, bell pepper" -> "onion , bell pepper" (a bare split would make
     # "onion," an unknown word, leaving the model only the last ingredient).
-    words = tasty_text.normalize(_text(example["ingredients"])).split()[:self.max_ingredients]
+    words = tasty_text.normalize(as_text(example["ingredients"])).split()[:self.max_ingredients]
     ingredients = np.zeros([self.max_ingredients], np.int32)
     ingredients[:len(words)] = [self.vocab.id(w) for w in words]
     out["ingredient_ids"] = ingredients
@@ -413,7 +414,3 @@ class OnlineStepTeacher:
   def __call__(self, params, batch):
     outputs, aux = self.task.model.apply({"params": params}, batch, batch["target_tokens"], batch["step_mask"])
     return jax.lax.stop_gradient(aux[self.contrast]), jax.lax.stop_gradient(outputs["logits"])
-
-
-def _text(value) -> str:
-  return value.decode() if isinstance(value, bytes) else str(value)

@@ -16,6 +16,7 @@ from anticipax import losses
 from anticipax import paths
 from anticipax.data import buckets
 from anticipax.data import teacher_outputs
+from anticipax.data.text_values import as_text
 from anticipax.models.text_teacher import TextClassifier
 from anticipax.tasks import base
 from anticipax.tasks import text_model
@@ -106,12 +107,8 @@ class TeacherTask(base.Task):
       outputs = trainer.predict(state.params, source)
       if jax.process_index() != 0:
         continue
-      uids = [_text(source[int(i)]["uid"]) for i in outputs["index"]]
+      uids = [as_text(source[int(i)]["uid"]) for i in outputs["index"]]
       path = paths.path(workdir) / f"teacher_outputs_{split}.npz"
       teacher_outputs.write(path, uids, outputs["logits"], outputs["cls"],
                             metadata={"step": int(jax.device_get(state.step))})
       logging.info("Exported teacher outputs of %d %s segments to %s.", len(uids), split, path)
-
-
-def _text(value) -> str:
-  return value.decode() if isinstance(value, bytes) else str(value)
