@@ -23,6 +23,7 @@ from anticipax import runtime
 from anticipax import train
 from anticipax.data import datasets
 from anticipax.data.errors import DataError
+from anticipax.data.text_values import as_text
 
 
 
@@ -50,7 +51,7 @@ def run(config, workdir: str, *, split: str | None = None, output: str | None = 
   if "action" not in outputs:
     raise ValueError(f"--output writes EPIC-Kitchens submissions; task {config.task!r} has none")
   info = trainer.splits.info
-  uids = [submission_uid(_text(source[int(i)]["uid"])) for i in outputs["index"]]
+  uids = [submission_uid(as_text(source[int(i)]["uid"])) for i in outputs["index"]]
   levels = config.get("export", {}).get("supervision_levels")
   submission = export.epic_submission(
       uids, outputs["logits"], info.actions, num_verbs=info.num_verbs, num_nouns=info.num_nouns,
@@ -58,10 +59,6 @@ def run(config, workdir: str, *, split: str | None = None, output: str | None = 
       supervision_levels=dict(levels) if levels is not None else None)
   export.write_json_atomically(submission, output)
   return {"step": int(state.step), "segments": len(uids), "output": output}
-
-
-def _text(value) -> str:
-  return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def main(argv):

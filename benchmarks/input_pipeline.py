@@ -9,11 +9,11 @@ at the size configs/ek55.py reads: 10 frames at 2 fps, 1 s ahead, 1024-d rgb fea
 segments; by default the feature values are pseudo-random float32 (like real TSN features, they do not
 compress), and the dataset is prepared by the real TFDS builder into array_record files.
 
-Pipeline: `pipeline.train_iterator` as the trainer calls it (`Trainer.train_iterator`: batch 32, the
-default 4 reader threads, the default prefetch); `--pipeline_warmup` batches untimed, then
+Pipeline: `pipeline.train_iterator` as the trainer calls it (`Trainer.train_iterator`: configs/ek55.py's
+batch, the default 4 reader threads, the default prefetch); `--pipeline_warmup` batches untimed, then
 `--pipeline_batches` timed.
-Step: `Trainer` of configs/ek55.py (AVT-h, 12 layers x 2048 wide, 8 heads, SGD) with the real EK55
-vocabulary sizes (2513 actions, 125 verbs, 352 nouns), on batches from the pipeline above already on the
+Step: `Trainer` of configs/ek55.py (AVT-h, 12 layers x 2048 wide, 8 heads, Adam) with the real EK55
+vocabulary sizes (its NUM_CLASSES, NUM_VERBS, NUM_NOUNS), on batches from the pipeline above already on the
 device; the first (compiling) call and `--step_warmup` more steps untimed, then `--step_steps`
 back-to-back steps with one `block_until_ready` at the end.
 The two are measured one after the other, each with the whole machine (in training they share it).
@@ -52,15 +52,12 @@ _SEGMENTS = flags.DEFINE_integer("segments_per_video", 100, "Segments per video.
 _DIM = flags.DEFINE_integer("dim", 1024, "rgb feature size (TSN: 1024).")
 _RANDOM = flags.DEFINE_bool("random_features", True, "Pseudo-random feature values (incompressible, like "
                             "real ones) instead of the fixture's formula (which array_record compresses ~10x).")
-_BATCH = flags.DEFINE_integer("batch", 32, "Batch size (configs/ek55.py: 32).")
+_BATCH = flags.DEFINE_integer("batch", 0, "Batch size; 0: configs/ek55.py's train.batch_size.")
 _PIPE_WARMUP = flags.DEFINE_integer("pipeline_warmup", 20, "Untimed pipeline batches.")
 _PIPE_BATCHES = flags.DEFINE_integer("pipeline_batches", 300, "Timed pipeline batches.")
 _STEP_WARMUP = flags.DEFINE_integer("step_warmup", 1, "Untimed train steps after compilation.")
 _STEPS = flags.DEFINE_integer("step_steps", 3, "Timed train steps (0: skip the step).")
 _TARGET = flags.DEFINE_float("target", 5.0, "Target ratio pipeline examples/s / step examples/s.")
-
-# EPIC-Kitchens-55 vocabulary sizes (DATA_FORMATS.md section 1): the classifier's width.
-_EK55_ACTIONS, _EK55_VERBS, _EK55_NOUNS = 2513, 125, 352
 
 
 def _random_feature(video_index, frame, modality_index, dim):
@@ -97,12 +94,13 @@ def build(data_dir: str):
 
 
 def make_trainer(config, builder) -> train.Trainer:
-  """The EK55 trainer on the built splits, its classifier as wide as EK55's vocabulary."""
-  actions = np.stack([np.arange(_EK55_ACTIONS) % _EK55_VERBS, np.arange(_EK55_ACTIONS) % _EK55_NOUNS], 1)
-  info = pipeline.DatasetInfo(num_classes=_EK55_ACTIONS, num_verbs=_EK55_VERBS, num_nouns=_EK55_NOUNS,
+  """The EK55 trainer on the built splits, its classifier as wide as EK55's vocabulary (configs/ek55.py)."""
+  classes, verbs, nouns = ek55.NUM_CLASSES, ek55.NUM_VERBS, ek55.NUM_NOUNS
+  actions = np.stack([np.arange(classes) % verbs, np.arange(classes) % nouns], 1)
+  info = pipeline.DatasetInfo(num_classes=classes, num_verbs=verbs, num_nouns=nouns,
                               actions=actions.astype(np.int32), feature_dim=_DIM.value,
                               num_frames=config.data.num_frames)
-  config.train.batch_size = _BATCH.value
+  config.train.batch_size = _BATCH.value or config.train.batch_size
   splits = pipeline.Splits(builder.as_data_source("train"), builder.as_data_source("validation"), info)
   return train.Trainer(config, splits)
 
@@ -120,8 +118,9 @@ def time_pipeline(trainer: train.Trainer) -> float:
   n = _PIPE_BATCHES.value
   print(f"Pipeline: batch {trainer.local_batch_size}, {trainer.config.data.get('num_threads')} reader threads "
         f"(config.data.num_threads); {_PIPE_WARMUP.value} warm-up + {n} timed batches of {{{shapes}}}")
-  print(f"  input pipeline   {sec / n * 1e3:9.2f} ms/batch   {n * _BATCH.value / sec:9.1f} examples/s")
-  return n * _BATCH.value / sec
+  b = trainer.global_batch_size
+  print(f"  input pipeline   {sec / n * 1e3:9.2f} ms/batch   {n * b / sec:9.1f} examples/s")
+  return n * b / sec
 
 
 def time_step(trainer: train.Trainer) -> float:
@@ -137,8 +136,8 @@ def time_step(trainer: train.Trainer) -> float:
   compile_s = time.perf_counter() - t
   h = config.model.head
   print(f"Step: configs/ek55.py AVT-h {h.num_layers} x {h.inter_dim}, {h.num_heads} heads, dropout {h.dropout}, "
-        f"{config.optimizer.name}; {num_params / 1e6:.0f} M params; {_EK55_ACTIONS} classes; batch "
-        f"{_BATCH.value} x {config.data.num_frames} x {_DIM.value}; {jax.device_count()} x "
+        f"{config.optimizer.name}; {num_params / 1e6:.0f} M params; {trainer.splits.info.num_classes} classes; "
+        f"batch {trainer.global_batch_size} x {config.data.num_frames} x {_DIM.value}; {jax.device_count()} x "
         f"{jax.devices()[0].device_kind}; compile + first step {compile_s:.1f} s (excluded), "
         f"{_STEP_WARMUP.value} warm-up + {_STEPS.value} timed steps")
   for i in range(_STEP_WARMUP.value):
@@ -150,9 +149,9 @@ def time_step(trainer: train.Trainer) -> float:
   jax.block_until_ready((state, metrics))
   sec = (time.perf_counter() - t) / _STEPS.value
   loss = float(metrics.compute()["loss"])
-  print(f"  train step       {sec * 1e3:9.1f} ms/step    {_BATCH.value / sec:9.1f} examples/s   "
-        f"(last loss {loss:.3g})")
-  return _BATCH.value / sec
+  b = trainer.global_batch_size
+  print(f"  train step       {sec * 1e3:9.1f} ms/step    {b / sec:9.1f} examples/s   (last loss {loss:.3g})")
+  return b / sec
 
 
 def main(argv):

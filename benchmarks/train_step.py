@@ -1,9 +1,14 @@
 """Throughput of `Trainer.train_step` for AVT-h on pre-extracted features, against the matmul peak.
 
-    python benchmarks/train_step.py                      # EGTEA AVT-h, batch 32 x 10 x 2048-d, 2513 classes
-    python benchmarks/train_step.py --config=ek55 --steps=3
+    python benchmarks/train_step.py                      # configs/egtea.py's batch, frames and classes
+    python benchmarks/train_step.py --config=ek55 --steps=3   # configs/ek55.py's
     python benchmarks/train_step.py --breakdown=false    # the step and the peak only
     python benchmarks/train_step.py --override=model.dropout=0,model.head.dropout=0
+
+Sizes come from the config named by --config: batch `train.batch_size`, frames `data.num_frames`, and the
+classifiers' widths from its module's NUM_CLASSES / NUM_VERBS / NUM_NOUNS (RULSTM's vocabularies);
+--batch, --frames, --classes, --verbs and --nouns replace them. The feature width is the dataset's, not
+the config's: --input_dim (2048, IG65M's; RULSTM's TSN features are 1024-d).
 
 Prints (never asserts) ms/step, examples/s, FLOPs per step (XLA's cost analysis and the analytic
 6 * params * tokens + attention), achieved GFLOP/s, the device's float32 matmul peak measured the same
@@ -50,12 +55,13 @@ from anticipax import train
 from anticipax.data import pipeline
 
 _CONFIG = flags.DEFINE_enum("config", "egtea", ["egtea", "ek55", "demo"], "configs/<name>.py to benchmark.")
-_BATCH = flags.DEFINE_integer("batch", 32, "Global batch size (config.train.batch_size).")
-_FRAMES = flags.DEFINE_integer("frames", 10, "Frames per clip.")
-_INPUT_DIM = flags.DEFINE_integer("input_dim", 2048, "Width of the pre-extracted frame features.")
-_CLASSES = flags.DEFINE_integer("classes", 2513, "Action classes.")
-_VERBS = flags.DEFINE_integer("verbs", 125, "Verb classes (used only with model.verb_noun_heads).")
-_NOUNS = flags.DEFINE_integer("nouns", 352, "Noun classes (used only with model.verb_noun_heads).")
+_BATCH = flags.DEFINE_integer("batch", 0, "Global batch size; 0: the config's train.batch_size.")
+_FRAMES = flags.DEFINE_integer("frames", 0, "Frames per clip; 0: the config's data.num_frames.")
+_INPUT_DIM = flags.DEFINE_integer("input_dim", 2048, "Width of the pre-extracted frame features (the "
+                                  "dataset's, not in the config: TSN 1024, IG65M 2048).")
+_CLASSES = flags.DEFINE_integer("classes", 0, "Action classes; 0: the config module's NUM_CLASSES.")
+_VERBS = flags.DEFINE_integer("verbs", 0, "Verb classes (used only with model.verb_noun_heads); 0: NUM_VERBS.")
+_NOUNS = flags.DEFINE_integer("nouns", 0, "Noun classes (used only with model.verb_noun_heads); 0: NUM_NOUNS.")
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed back-to-back steps per round.")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed calls after compilation.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed rounds; medians are reported.")
@@ -185,6 +191,41 @@ def device_batches(trainer: train.Trainer, splits: pipeline.Splits, count: int) 
              for k in trainer.batch_shardings}
     out.append(sharding.global_batch(local, trainer.mesh))
   return jax.block_until_ready(out)
+
+
+def benchmark_config(name: str, settings: tuple[str, ...] = ()):
+  """configs/<name>.py's config at the benchmark's sizes, and its (actions, verbs, nouns) class counts.
+
+  Args:
+    name: the config module under configs/.
+    settings: `a.b=value` items the caller fixes (e.g. the optimizer), applied before --override.
+
+  Returns:
+    `(config, (classes, verbs, nouns))`: batch and frames from the config unless --batch / --frames are
+    given; class counts from the module's NUM_CLASSES / NUM_VERBS / NUM_NOUNS unless the flags are.
+
+  Raises:
+    app.UsageError: the config fixes no frame count, or its module no class count, and the flag is not
+      given (configs/demo.py: its synthetic dataset decides both).
+  """
+  module = importlib.import_module(f"configs.{name}")
+  config = module.get_config()
+  if _BATCH.value:
+    config.train.batch_size = _BATCH.value
+  if _FRAMES.value:
+    config.data.num_frames = _FRAMES.value
+  for item in (*settings, *_OVERRIDE.value):
+    apply_override(config, item)
+  if "num_frames" not in config.data:
+    raise app.UsageError(f"configs/{name}.py sets no data.num_frames (its dataset's): pass --frames")
+  counts = []
+  for flag, constant in ((_CLASSES, "NUM_CLASSES"), (_VERBS, "NUM_VERBS"), (_NOUNS, "NUM_NOUNS")):
+    count = flag.value or getattr(module, constant, 0)
+    if not count:
+      raise app.UsageError(f"configs/{name}.py has no {constant} (its dataset's vocabulary is built, not "
+                           f"fixed): pass --{flag.name}")
+    counts.append(count)
+  return config, tuple(counts)
 
 
 def apply_override(config, item: str) -> None:
@@ -327,13 +368,9 @@ def breakdown(trainer: train.Trainer, state, batches, peak: PerStep, step: PerSt
 def main(argv):
   del argv
   print(f"Device: {device_description()}")
-  config = importlib.import_module(f"configs.{_CONFIG.value}").get_config()
-  config.train.batch_size = _BATCH.value
-  config.data.num_frames = _FRAMES.value
-  for item in _OVERRIDE.value:
-    apply_override(config, item)
-  b, t = _BATCH.value, _FRAMES.value
-  splits = fake_splits(max(2 * b, 64), t, _INPUT_DIM.value, _CLASSES.value, _VERBS.value, _NOUNS.value)
+  config, (classes, verbs, nouns) = benchmark_config(_CONFIG.value)
+  b, t = int(config.train.batch_size), int(config.data.num_frames)
+  splits = fake_splits(max(2 * b, 64), t, _INPUT_DIM.value, classes, verbs, nouns)
 
   trainer = train.Trainer(config, splits)
   state = trainer.init_state()
@@ -344,7 +381,7 @@ def main(argv):
         f"{h.num_layers} x {h.inter_dim} wide, {h.num_heads} heads, dropout {h.dropout}/"
         f"{config.model.dropout}; "
         f"backbone {config.model.backbone.dim}; {o.name} (wd {o.weight_decay}); batch {b} x {t} frames x "
-        f"{_INPUT_DIM.value}-d, {_CLASSES.value} classes; {num_params / 1e6:.1f} M params "
+        f"{_INPUT_DIM.value}-d, {classes} classes; {num_params / 1e6:.1f} M params "
         f"({kernel_params / 1e6:.1f} M in matmuls)")
 
   with Usage() as compile_usage:

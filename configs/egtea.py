@@ -32,6 +32,8 @@ N(0, 0.01) for its linear layers), which the recipe does not name as a setting.
 from configs import common
 
 TRAIN_EXAMPLES = 8299  # RULSTM split 1 training segments
+# RULSTM's EGTEA actions.csv: 106 actions over 19 verbs and 51 nouns (the classifiers' widths).
+NUM_CLASSES, NUM_VERBS, NUM_NOUNS = 106, 19, 51
 
 
 def egtea_windows(c, split: int) -> None:

@@ -37,6 +37,8 @@ target.
 from configs import common
 
 TRAIN_EXAMPLES = 23493  # RULSTM training segments
+# RULSTM's EK55 actions.csv: 2513 actions over 125 verbs and 352 nouns (the classifiers' widths).
+NUM_CLASSES, NUM_VERBS, NUM_NOUNS = 2513, 125, 352
 FEATURES = {"tsn": ("rgb", 5), "ig65m": ("ig65m", 0)}  # LMDB folder, warmup epochs
 
 

@@ -3,25 +3,24 @@
 The name map is data, not code per family: `_LAYER` and `_HEAD` list, for each of our modules, the HF
 module that holds its weights in each family, and `_CONVERT` says how a kind of module's tensors are
 laid out in ours (Linear weights are [out, in] in PyTorch and [in, out] here; attention projections are
-split into heads). Every tensor is checked against the shapes of `jax.eval_shape(model.init)`, and all
-problems are reported together in one ValueError.
+split into heads). `models.convert.to_params` (shared with the ViT importer) applies the map, checks every
+tensor against the shapes of `jax.eval_shape(model.init)` and reports all problems together in one
+ValueError.
 """
 
 from __future__ import annotations
 
 import glob
-import json
 import os
 import re
 from typing import Any
 
-import flax.linen as nn
-from flax import traverse_util
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from anticipax import paths
+from anticipax.models import convert
 from anticipax.models.bert import BertConfig, BertEncoder, BertForMaskedLM
 
 # What snapshot_download fetches: config, weights and every tokenizer file the three families use.
@@ -76,18 +75,11 @@ _CONVERT = {
     "embed": {"embedding": ("weight", lambda w, n: w)},
     "norm": {"scale": ("weight", lambda w, n: w), "bias": ("bias", lambda b, n: b)},
     "linear": {"kernel": ("weight", lambda w, n: w.T), "bias": ("bias", lambda b, n: b)},
-    "qkv": {"kernel": ("weight", lambda w, n: _split(w.T, -1, n)), "bias": ("bias", lambda b, n: _split(b, 0, n))},
-    "out": {"kernel": ("weight", lambda w, n: _split(w.T, 0, n)), "bias": ("bias", lambda b, n: b)},
+    "qkv": {"kernel": ("weight", lambda w, n: convert.split_heads(w.T, -1, n)),
+            "bias": ("bias", lambda b, n: convert.split_heads(b, 0, n))},
+    "out": {"kernel": ("weight", lambda w, n: convert.split_heads(w.T, 0, n)), "bias": ("bias", lambda b, n: b)},
     "tensor": {"": ("", lambda t, n: t)},
 }
-
-
-def _split(x: np.ndarray, axis: int, heads: int) -> np.ndarray:
-  """Splits `axis` (width heads * head_dim) into (heads, head_dim); left as is if it does not divide."""
-  axis %= x.ndim
-  if x.shape[axis] % heads:
-    return x  # reported as mis-shaped by the caller
-  return x.reshape(x.shape[:axis] + (heads, x.shape[axis] // heads) + x.shape[axis + 1:])
 
 
 def _normalize(name: str) -> str:
@@ -117,19 +109,16 @@ def _name_map(config: BertConfig, with_mlm_head: bool) -> dict[tuple[str, ...], 
       modules.append((("mlm_head", ours), kind, hf[config.family]))
   out = {}
   for path, kind, hf_modules in modules:
-    for leaf, (suffix, convert) in _CONVERT[kind].items():
+    for leaf, (suffix, fn) in _CONVERT[kind].items():
       names = [f"{m}.{suffix}" if suffix else m for m in hf_modules]
-      out[(*path, leaf) if leaf else path] = (names, convert)
+      out[(*path, leaf) if leaf else path] = (names, fn)
   return out
 
 
 def expected_shapes(config: BertConfig, *, with_mlm_head: bool = False) -> dict[tuple[str, ...], tuple[int, ...]]:
   """Param path -> shape of the model `load_hf_bert` builds, from an abstract init (no FLOPs, no memory)."""
   model = BertForMaskedLM(config) if with_mlm_head else BertEncoder(config)
-  ids = jnp.zeros((1, 2), jnp.int32)
-  abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), ids))
-  flat = traverse_util.flatten_dict(nn.unbox(abstract)["params"])
-  return {path: tuple(x.shape) for path, x in flat.items()}
+  return convert.abstract_shapes(model, jnp.zeros((1, 2), jnp.int32))
 
 
 def convert_hf_state_dict(tensors: dict[str, np.ndarray], config: BertConfig, *,
@@ -149,45 +138,21 @@ def convert_hf_state_dict(tensors: dict[str, np.ndarray], config: BertConfig, *,
   """
   original = {_normalize(k): k for k in tensors}  # errors name tensors as they are in the file
   tensors = {_normalize(k): v for k, v in tensors.items()}
-  shapes = expected_shapes(config, with_mlm_head=with_mlm_head)
-  name_map = _name_map(config, with_mlm_head)
-  if set(name_map) != set(shapes):  # a module change not mirrored in the tables above
-    raise AssertionError(f"name map out of sync with the module: {sorted(set(name_map) ^ set(shapes))}")
-
-  problems, flat, used = [], {}, set()
-  for path, (names, convert) in name_map.items():
-    present = [n for n in names if n in tensors]
-    used.update(present)
-    ours = "/".join(path)
-    if not present:
-      problems.append(f"missing: {names[0]} -> {ours}: expected {shapes[path]}")
-      continue
-    raw = np.asarray(tensors[present[0]])
-    value = convert(raw, config.num_heads)
-    if value.shape != shapes[path]:
-      problems.append(f"mis-shaped: {original[present[0]]} -> {ours}: expected {shapes[path]} vs got {value.shape} "
-                      f"(HF {raw.shape})")
-      continue
-    for alias in present[1:]:  # tied aliases (e.g. decoder.bias) must agree with the preferred name
-      if not np.array_equal(tensors[alias], raw):
-        problems.append(f"conflicting: {original[alias]} differs from {original[present[0]]} (both map to {ours})")
-    flat[path] = value
-
-  word = tensors.get("embeddings.word_embeddings.weight")
-  for name in sorted(set(tensors) - used):
-    if any(re.search(p, name) for p in IGNORED):
-      continue
-    if name.startswith(_HEAD_PREFIXES) and not with_mlm_head:
-      continue
-    if name in _TIED_DECODERS and with_mlm_head:
-      if word is not None and not (tensors[name].shape == word.shape and np.array_equal(tensors[name], word)):
-        problems.append(f"untied: {original[name]} differs from the word embedding; only tied MLM heads are supported")
-      continue
-    problems.append(f"unexpected: {original[name]} {tuple(tensors[name].shape)}")
-  if problems:
-    raise ValueError(f"{config.family} checkpoint does not match the model ({len(problems)} problems):\n  "
-                     + "\n  ".join(problems))
-  return traverse_util.unflatten_dict(flat)
+  problems = []
+  if with_mlm_head:  # tied decoders are not loaded: one that differs from the word embedding would be lost
+    word = tensors.get("embeddings.word_embeddings.weight")
+    for name in _TIED_DECODERS:
+      if name in tensors and word is not None and not (
+          tensors[name].shape == word.shape and np.array_equal(tensors[name], word)):
+        problems.append(f"untied: {original[name]} differs from the word embedding; only tied MLM heads are "
+                        "supported")
+    ignored = IGNORED + tuple(f"^{re.escape(name)}$" for name in _TIED_DECODERS)
+  else:  # the encoder alone: the MLM head's tensors are not loaded
+    ignored = IGNORED + tuple(f"^{re.escape(prefix)}" for prefix in _HEAD_PREFIXES)
+  return convert.to_params(
+      tensors, _name_map(config, with_mlm_head), expected_shapes(config, with_mlm_head=with_mlm_head),
+      what=f"{config.family} checkpoint", context=config.num_heads, original=original, ignored=ignored,
+      tied_aliases=True, problems=problems)
 
 
 def resolve_model_dir(path_or_name: str) -> str:
@@ -227,18 +192,8 @@ def load_hf_bert(path_or_name: str, *, with_mlm_head: bool = False, dtype: Any =
     FileNotFoundError: no config.json or no .safetensors file in the directory.
     ValueError: the checkpoint's tensors do not match the model (all problems listed).
   """
-  model_dir = resolve_model_dir(path_or_name)
-  config_path = os.path.join(model_dir, "config.json")
-  files = sorted(glob.glob(os.path.join(model_dir, "*.safetensors")))
-  if not os.path.isfile(config_path) or not files:
-    raise FileNotFoundError(f"{model_dir}: needs config.json and *.safetensors (found {os.listdir(model_dir)}); "
-                            "PyTorch .bin checkpoints are not read, re-save them with safe_serialization=True")
-  with open(config_path) as f:
-    config = BertConfig.from_hf_dict(json.load(f), dtype=dtype)
-  from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
-  tensors = {}
-  for file in files:  # sharded checkpoints: model-0000i-of-0000n.safetensors
-    tensors.update(load_file(file))
+  hf_config, tensors = convert.read_hf_dir(resolve_model_dir(path_or_name))
+  config = BertConfig.from_hf_dict(hf_config, dtype=dtype)
   params = convert_hf_state_dict(tensors, config, with_mlm_head=with_mlm_head)
   return config, jax.tree.map(lambda x: jnp.asarray(x, param_dtype), params)
 

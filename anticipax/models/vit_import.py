@@ -11,8 +11,9 @@ Two sources:
 Classification heads (`head`, `pre_logits`, `classifier`) and HF's pooler are ignored.
 
 The name map is data: `_TOP` and `_BLOCK` give, for each of our modules, its HF module and its .npz
-module names (first preferred), `_CONVERT` how each kind of module's tensors are laid out in ours. Every
-tensor is checked against `jax.eval_shape(model.init)` and all problems are reported in one ValueError.
+module names (first preferred), `_CONVERT` how each kind of module's tensors are laid out in ours.
+`models.convert.to_params` (shared with the BERT importer) applies the map, checks every tensor against
+`jax.eval_shape(model.init)` and reports all problems in one ValueError.
 
 Position embeddings are resampled when the target grid (image_size / patch_size) differs from the
 checkpoint's, each source by its own code's rule (`resample` overrides):
@@ -27,21 +28,18 @@ The class-token row is never resampled.
 from __future__ import annotations
 
 import dataclasses
-import glob
-import json
 import math
 import os
 import re
 from typing import Any, Callable
 
-import flax.linen as nn
-from flax import traverse_util
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from anticipax import paths
-from anticipax.models.hf_import import _split, resolve_model_dir
+from anticipax.models import convert
+from anticipax.models.hf_import import resolve_model_dir
 from anticipax.models.vit import ViT, ViTConfig
 
 RESAMPLE_METHODS = ("bilinear", "bicubic")
@@ -125,9 +123,12 @@ _CONVERT: dict[str, dict[str, dict[str, tuple[str, Callable[[np.ndarray, _Target
              "bias": {"hf": ("bias", _same), "npz": ("bias", _same)}},
     "linear": {"kernel": {"hf": ("weight", lambda w, t: w.T), "npz": ("kernel", _same)},
                "bias": {"hf": ("bias", _same), "npz": ("bias", _same)}},
-    "qkv": {"kernel": {"hf": ("weight", lambda w, t: _split(w.T, -1, t.config.num_heads)), "npz": ("kernel", _same)},
-            "bias": {"hf": ("bias", lambda b, t: _split(b, 0, t.config.num_heads)), "npz": ("bias", _same)}},
-    "out": {"kernel": {"hf": ("weight", lambda w, t: _split(w.T, 0, t.config.num_heads)), "npz": ("kernel", _same)},
+    "qkv": {"kernel": {"hf": ("weight", lambda w, t: convert.split_heads(w.T, -1, t.config.num_heads)),
+                       "npz": ("kernel", _same)},
+            "bias": {"hf": ("bias", lambda b, t: convert.split_heads(b, 0, t.config.num_heads)),
+                     "npz": ("bias", _same)}},
+    "out": {"kernel": {"hf": ("weight", lambda w, t: convert.split_heads(w.T, 0, t.config.num_heads)),
+                       "npz": ("kernel", _same)},
             "bias": {"hf": ("bias", _same), "npz": ("bias", _same)}},
 }
 
@@ -193,10 +194,7 @@ def resample_pos_embedding(posemb: np.ndarray, grid: tuple[int, int], *, method:
 
 def expected_shapes(config: ViTConfig) -> dict[tuple[str, ...], tuple[int, ...]]:
   """Param path -> shape of `ViT(config)`, from an abstract init (no FLOPs, no memory)."""
-  images = jnp.zeros((1, *config.image_size, config.num_channels), config.dtype)
-  abstract = jax.eval_shape(lambda: ViT(config).init(jax.random.key(0), images))
-  flat = traverse_util.flatten_dict(nn.unbox(abstract)["params"])
-  return {path: tuple(x.shape) for path, x in flat.items()}
+  return convert.abstract_shapes(ViT(config), jnp.zeros((1, *config.image_size, config.num_channels), config.dtype))
 
 
 def _name_map(config: ViTConfig, fmt: str) -> dict[tuple[str, ...], tuple[list[str], Callable]]:
@@ -210,8 +208,8 @@ def _name_map(config: ViTConfig, fmt: str) -> dict[tuple[str, ...], tuple[list[s
   out = {}
   for path, kind, names in modules:
     for leaf, formats in _CONVERT[kind].items():
-      suffix, convert = formats[fmt]
-      out[(*path, leaf) if leaf else path] = ([f"{n}{sep}{suffix}" if suffix else n for n in names], convert)
+      suffix, fn = formats[fmt]
+      out[(*path, leaf) if leaf else path] = ([f"{n}{sep}{suffix}" if suffix else n for n in names], fn)
   return out
 
 
@@ -255,35 +253,10 @@ def convert_checkpoint(tensors: dict[str, Any], config: ViTConfig, fmt: str, *,
   resample = resample or ("bilinear" if fmt == "npz" else "bicubic")
   if resample not in RESAMPLE_METHODS:
     raise ValueError(f"unknown resample method {resample!r}; known: {RESAMPLE_METHODS}")
-  target = _Target(config, resample)
   tensors, original = _normalize(tensors, fmt)
-  shapes = expected_shapes(config)
-  name_map = _name_map(config, fmt)
-  if set(name_map) != set(shapes):  # a module change not mirrored in the tables above
-    raise AssertionError(f"name map out of sync with the module: {sorted(set(name_map) ^ set(shapes))}")
-
-  problems, flat, used = [], {}, set()
-  for path, (names, convert) in name_map.items():
-    present = [n for n in names if n in tensors]
-    ours = "/".join(path)
-    if not present:
-      problems.append(f"missing: {names[0]} -> {ours}: expected {shapes[path]}")
-      continue
-    used.add(present[0])  # an unused alias of another layout is reported as unexpected
-    raw = tensors[present[0]]
-    value = convert(raw, target)
-    if value.shape != shapes[path]:
-      problems.append(f"mis-shaped: {original[present[0]]} -> {ours}: expected {shapes[path]} vs got "
-                      f"{value.shape} (checkpoint {raw.shape})")
-      continue
-    flat[path] = value
-  for name in sorted(set(tensors) - used):
-    if not any(re.search(p, name) for p in _IGNORED[fmt]):
-      problems.append(f"unexpected: {original[name]} {tuple(tensors[name].shape)}")
-  if problems:
-    raise ValueError(f"{fmt} ViT checkpoint does not match the model ({len(problems)} problems):\n  "
-                     + "\n  ".join(problems))
-  return traverse_util.unflatten_dict(flat)
+  # An unused alias of another layout (e.g. both attention namings present) is reported as unexpected.
+  return convert.to_params(tensors, _name_map(config, fmt), expected_shapes(config), what=f"{fmt} ViT checkpoint",
+                           context=_Target(config, resample), original=original, ignored=_IGNORED[fmt])
 
 
 def npz_config(tensors: dict[str, Any], **overrides) -> ViTConfig:
@@ -320,20 +293,6 @@ def npz_config(tensors: dict[str, Any], **overrides) -> ViTConfig:
   return ViTConfig(**{**kw, **overrides})
 
 
-def _read_hf(model_dir: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-  config_path = os.path.join(model_dir, "config.json")
-  files = sorted(glob.glob(os.path.join(model_dir, "*.safetensors")))
-  if not os.path.isfile(config_path) or not files:
-    raise FileNotFoundError(f"{model_dir}: needs config.json and *.safetensors (found {os.listdir(model_dir)})")
-  with open(config_path) as f:
-    hf_config = json.load(f)
-  from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
-  tensors = {}
-  for file in files:  # sharded checkpoints: model-0000i-of-0000n.safetensors
-    tensors.update(load_file(file))
-  return hf_config, tensors
-
-
 def load_vit(path: str, config: ViTConfig | None = None, *, resample: str | None = None,
              param_dtype: Any = jnp.float32, **overrides) -> tuple[ViTConfig, dict[str, Any]]:
   """Loads a pretrained ViT: an .npz file, or an HF model directory (or Hub id).
@@ -365,7 +324,7 @@ def load_vit(path: str, config: ViTConfig | None = None, *, resample: str | None
     if config is None:
       config = npz_config(tensors)
   else:
-    hf_config, tensors = _read_hf(resolve_model_dir(path))
+    hf_config, tensors = convert.read_hf_dir(resolve_model_dir(path))
     fmt = "hf"
     if config is None:
       config = ViTConfig.from_hf_dict(hf_config)

@@ -15,8 +15,6 @@ from configs import egtea
 from configs import ek55
 
 TSN_RGB_DIM = 1024  # RULSTM's TSN rgb features, the input of AVT-h in the paper's feature experiments
-EGTEA_CLASSES = 106
-EK55_CLASSES = 2513
 
 
 def _abstract_params(model, num_frames, in_dim):
@@ -45,17 +43,17 @@ def _expected_counts(in_dim, dim, inter, layers, max_len, classes):
   return head, backbone + head + classifier
 
 
-@pytest.mark.parametrize("config_module, classes, head_count, total_count", [
+@pytest.mark.parametrize("config_module, head_count, total_count", [
     # EGTEA: TSN features straight in (identity backbone, D = 1024), inter=2048, 2 layers, max_len 64,
     #   106 classes. encoder 2,097,152; wpe 131,072; block 50,358,272 (x2 = 100,716,544); ln_f 4,096;
     #   decoder 2,097,152; classifier 108,650 -> AVT-h 105,046,016; total 105,154,666.
-    (egtea, EGTEA_CLASSES, 105_046_016, 105_154_666),
+    (egtea, 105_046_016, 105_154_666),
     # EK55: as EGTEA but 12 layers (x12 = 604,299,264) and 2513 classes (classifier 2,575,825)
     #   -> AVT-h 608,628,736; total 611,204,561.
-    (ek55, EK55_CLASSES, 608_628_736, 611_204_561),
+    (ek55, 608_628_736, 611_204_561),
 ])
-def test_parameter_counts_of_published_heads(config_module, classes, head_count, total_count):
-  cfg = config_module.get_config().model
+def test_parameter_counts_of_published_heads(config_module, head_count, total_count):
+  cfg, classes = config_module.get_config().model, config_module.NUM_CLASSES
   assert cfg.backbone.kind == "identity"
   params = _abstract_params(build_avt(cfg, num_classes=classes), num_frames=10, in_dim=TSN_RGB_DIM)
   assert "backbone" not in params
@@ -138,7 +136,7 @@ def test_dropout_only_in_training(params):
 
 def test_every_parameter_has_logical_axis_names_with_a_sharding_rule():
   cfg = egtea.get_config()
-  model = build_avt(cfg.model, num_classes=EGTEA_CLASSES)
+  model = build_avt(cfg.model, num_classes=egtea.NUM_CLASSES)
   params = _abstract_params(model, num_frames=cfg.data.num_frames, in_dim=TSN_RGB_DIM)
   boxes = jax.tree_util.tree_flatten_with_path(params, is_leaf=lambda x: isinstance(x, nn.Partitioned))[0]
   ruled = {name for name, _ in common.base_config().logical_axis_rules}
