@@ -21,20 +21,20 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from anticipax import baselines
-from anticipax import captions
 from anticipax import compare
-from anticipax import paths
-from anticipax import runtime
-from anticipax import step_baselines
-from anticipax import tasks
-from anticipax import train
 from anticipax.data import action_text
 from anticipax.data import datasets
 from anticipax.data.errors import DataError
+from anticipax.data import teacher_outputs
+from anticipax.next_action import references as baselines
+from anticipax.next_step import captions
+from anticipax.next_step import references as step_baselines
+from anticipax.next_step import task as next_step
+from anticipax import paths
+from anticipax import runtime
+from anticipax import tasks
 from anticipax.tasks import mlm as mlm_task
-from anticipax.tasks import next_step
-from anticipax.tasks.anticipation import teacher_output_paths
+from anticipax import train
 
 def _corpus_tokenizer(stage_config, out_dir: str) -> str:
   """Builds (once) a word-level tokenizer over the stage's text (the MLM corpus, or the training step
@@ -101,7 +101,7 @@ def run(config, workdir: str) -> dict[str, list[dict]]:
     if c.get("distill") and c.distill.kind:
       # "<teacher>": the teacher run's export for this student (teacher_outputs_train.npz; for a next-step
       # student the file of what distill.contrast contrasts); "<teacher>/<file>": another of its files.
-      outputs = teacher_output_paths(c.distill.teacher_outputs) if not c.distill.online_teacher else []
+      outputs = teacher_outputs.config_paths(c.distill.teacher_outputs) if not c.distill.online_teacher else []
       default = (next_step.teacher_file(c.distill.get("contrast", "states")) if c.task == "next_step"
                  else "teacher_outputs_train.npz")
       c.distill.teacher_outputs = ",".join(

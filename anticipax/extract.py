@@ -35,15 +35,15 @@ from ml_collections import config_flags
 import numpy as np
 import tqdm
 
+from anticipax.data import datasets
+from anticipax.data.errors import DataError
+from anticipax.data import frames as frames_lib
+from anticipax.models.vit import ViT
+from anticipax.models.vit_import import load_vit
+from anticipax.next_action.avt import vit_backbone_config
 from anticipax import paths
 from anticipax import runtime
 from anticipax import train
-from anticipax.data import datasets
-from anticipax.data import frames as frames_lib
-from anticipax.data.errors import DataError
-from anticipax.models.avt import vit_backbone_config
-from anticipax.models.vit import ViT
-from anticipax.models.vit_import import load_vit
 
 
 

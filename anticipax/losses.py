@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import optax
 
 
-def _masked_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
+def masked_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
+  """sum(values * weights) / sum(weights): the mean over the weighted (real) entries (0 if none)."""
   return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1e-8)
 
 
@@ -45,7 +46,7 @@ def next_action_ce(logits: jax.Array, labels: jax.Array, mask: jax.Array | None 
   targets = optax.smooth_labels(jax.nn.one_hot(jnp.maximum(labels, 0), num_classes), label_smoothing)
   ce = optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
   correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
-  return _masked_mean(ce, weights), {"accuracy": _masked_mean(correct, valid)}
+  return masked_mean(ce, weights), {"accuracy": masked_mean(correct, valid)}
 
 
 def future_feature_mse(pred_features: jax.Array, features: jax.Array,
@@ -66,7 +67,7 @@ def future_feature_mse(pred_features: jax.Array, features: jax.Array,
     return jnp.zeros((), jnp.float32), {}
   err = jnp.square(pred_features[:, :-1] - jax.lax.stop_gradient(features[:, 1:]))
   per_example = jnp.mean(err, axis=(1, 2))
-  return _masked_mean(per_example, mask), {}
+  return masked_mean(per_example, mask), {}
 
 
 def past_action_ce(past_logits: jax.Array, past_actions: jax.Array,
@@ -89,7 +90,7 @@ def past_action_ce(past_logits: jax.Array, past_actions: jax.Array,
   logits = past_logits[:, :-1].astype(jnp.float32)
   weights = mask[:, None] * (labels >= 0)
   ce = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.maximum(labels, 0))
-  return _masked_mean(ce, weights), {}
+  return masked_mean(ce, weights), {}
 
 
 def distillation_kl(student_logits: jax.Array, teacher_logits: jax.Array, mask: jax.Array | None = None, *,
@@ -141,7 +142,7 @@ def distillation_kl(student_logits: jax.Array, teacher_logits: jax.Array, mask: 
   if reduction == "mean":
     kl = kl / log_p.shape[-1]
   agree = (jnp.argmax(student_logits, -1) == jnp.argmax(teacher, -1)).astype(jnp.float32)
-  return temperature**2 * _masked_mean(kl, mask), {"teacher_agreement": _masked_mean(agree, mask)}
+  return temperature**2 * masked_mean(kl, mask), {"teacher_agreement": masked_mean(agree, mask)}
 
 
 def ensemble_logits(teacher_logits: list[jax.Array] | tuple[jax.Array, ...]) -> jax.Array:
@@ -204,59 +205,10 @@ def info_nce(student: jax.Array, teacher: jax.Array, mask: jax.Array | None = No
   def one_direction(l):
     ce = jax.nn.logsumexp(l, axis=-1) - jnp.diagonal(l)
     correct = (jnp.argmax(l, -1) == positives).astype(jnp.float32)
-    return _masked_mean(ce, mask), _masked_mean(correct, mask)
+    return masked_mean(ce, mask), masked_mean(correct, mask)
 
   loss, accuracy = one_direction(logits)
   if symmetric:
     loss_ts, accuracy_ts = one_direction(logits.T)
     loss, accuracy = (loss + loss_ts) / 2, (accuracy + accuracy_ts) / 2
   return loss, {"contrastive_accuracy": accuracy}
-
-
-def next_step_ce(logits: jax.Array, targets: jax.Array, token_mask: jax.Array, *,
-                 label_smoothing: float = 0.0) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """Word cross-entropy of teacher-forced next-step sentences, averaged over real tokens.
-
-  loss = sum_{b,s,l} w_{bsl} CE(z_{bsl}, y~_{bsl}) / sum w, with w = token_mask (1 for the words and the
-  EOS of real steps of real recipes, 0 for padding) and y~ the (optionally smoothed) one-hot target.
-
-  Args:
-    logits: [B, S, L, V] decoder logits; position l predicts targets[..., l].
-    targets: [B, S, L] int word ids.
-    token_mask: [B, S, L] weights.
-    label_smoothing: eps.
-
-  Returns:
-    (loss, {"token_accuracy": fraction of weighted tokens predicted exactly by the argmax}).
-  """
-  w = token_mask.astype(jnp.float32)
-  one_hot = optax.smooth_labels(jax.nn.one_hot(targets, logits.shape[-1]), label_smoothing)
-  ce = optax.softmax_cross_entropy(logits.astype(jnp.float32), one_hot)
-  correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
-  return _masked_mean(ce, w), {"token_accuracy": _masked_mean(correct, w)}
-
-
-def cross_modal_contrastive(student: jax.Array, teacher: jax.Array, step_mask: jax.Array, *,
-                            temperature: float) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """CCD (Yang et al. 2022): InfoNCE between the student's and the teacher's per-step representations.
-
-  Every real step of every recipe in the batch is an anchor; its positive is the other modality's
-  representation of the same step of the same recipe, its negatives the other steps of that recipe and
-  every step of the other recipes. With u = student [B, S, D] and v = teacher [B, S, D] flattened to
-  N = B * S rows and m = step_mask flattened:
-    loss = (L_{u->v} + L_{v->u}) / 2 of `info_nce(u, v, m, temperature)`,
-  where both sides are already projected (each by its own trainable head) and the teacher side is the
-  frozen teacher's state through the student's trainable teacher head, so its gradient flows.
-
-  Args:
-    student: [B, S, D] projected student states.
-    teacher: [B, S, D] projected teacher states (of the same steps).
-    step_mask: [B, S]; 0 for padded steps, steps without a teacher entry and padded recipes.
-    temperature: tau > 0.
-
-  Returns:
-    (loss, {"contrastive_accuracy": ...}) as `info_nce`.
-  """
-  dim = student.shape[-1]
-  return info_nce(student.reshape(-1, dim), teacher.reshape(-1, dim), step_mask.reshape(-1),
-                  temperature=temperature, symmetric=True, stop_teacher_gradient=False)

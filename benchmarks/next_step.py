@@ -44,13 +44,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # for `configs`
 
-from anticipax import decoding  # pylint: disable=g-import-not-at-top
+from anticipax.data import pipeline
+from anticipax.data.tasty import text as tasty_text
+from anticipax.data import teacher_outputs
+from anticipax.next_step import decoding  # pylint: disable=g-import-not-at-top
+from anticipax.next_step import task as next_step
 from anticipax import sharding
 from anticipax import train
-from anticipax.data import pipeline
-from anticipax.data import teacher_outputs
-from anticipax.data.tasty import text as tasty_text
-from anticipax.tasks import next_step
 from configs import tasty
 
 _DATA_DIR = flags.DEFINE_string("tfds_data_dir", None, "Where the synthetic dataset is built (default: temp).")

@@ -164,7 +164,7 @@ def teacher_recipe(c: ml_collections.ConfigDict, *, pretrained: str, train_examp
 
 
 def text_config(**overrides) -> ml_collections.ConfigDict:
-  """The `text` section of MLM / teacher configs (see anticipax/tasks/text_model.py)."""
+  """The `text` section of MLM / teacher configs (see anticipax/text_encoders.py)."""
   t = ml_collections.ConfigDict({
       "pretrained": "",    # HF model dir or hub name (e.g. "bert-base-uncased"); "" = from scratch
       "tokenizer": "",     # default: the pretrained model's

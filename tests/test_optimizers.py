@@ -10,8 +10,8 @@ import numpy as np
 import optax
 import pytest
 
+from anticipax.next_action.avt import build_avt
 from anticipax import optimizers
-from anticipax.models.avt import build_avt
 from configs import egtea
 from configs import ek55
 

@@ -24,8 +24,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from anticipax import paths as anticipax_paths
 from anticipax.data.errors import DataError
+from anticipax import paths as anticipax_paths
 
 PathLike = str | os.PathLike
 
@@ -223,3 +223,13 @@ def _with_zero_row(a: np.ndarray) -> np.ndarray:
 
 def _key(uid: object) -> object:
   return uid.decode("utf-8") if isinstance(uid, bytes) else uid
+
+
+def config_paths(value) -> list[str]:
+  """`distill.teacher_outputs` as a list of files: a comma-separated string (what a command line can
+  override) or a list/tuple; several files form an ensemble."""
+  items = value.split(",") if isinstance(value, str) else list(value)
+  paths = [p.strip() for p in items if p.strip()]
+  if not paths:
+    raise ValueError("config.distill.teacher_outputs: no file given (kind is set, online_teacher is not)")
+  return paths

@@ -137,3 +137,27 @@ class Mlp(nn.Module):
     h = nn.with_logical_constraint(get_activation(self.activation)(h), ("batch", "length", "mlp"))
     h = dense(dim, ("mlp", "embed"), dtype=self.dtype, name="proj")(h)
     return nn.Dropout(self.dropout)(h, deterministic=deterministic)
+
+
+class Gpt2Block(nn.Module):
+  """Pre-LayerNorm transformer block with causal self-attention and a 4x GELU MLP (GPT-2).
+
+  `causal=False` with a padding `mask` makes it the bidirectional encoder block the step encoders use.
+  """
+
+  num_heads: int
+  mlp_ratio: int = 4
+  dropout: float = 0.0
+  dtype: Dtype = jnp.float32
+  causal: bool = True
+
+  @nn.compact
+  def __call__(self, x: jax.Array, mask: jax.Array | None = None, *, deterministic: bool) -> jax.Array:
+    h = layer_norm(dtype=self.dtype, name="ln_1")(x)
+    h = SelfAttention(self.num_heads, self.dropout, causal=self.causal, dtype=self.dtype, name="attn")(
+        h, mask, deterministic=deterministic)
+    x = x + nn.Dropout(self.dropout)(h, deterministic=deterministic)
+    h = layer_norm(dtype=self.dtype, name="ln_2")(x)
+    x = x + Mlp(self.mlp_ratio * x.shape[-1], self.dropout, dtype=self.dtype, name="mlp")(
+        h, deterministic=deterministic)
+    return nn.with_logical_constraint(x, ("batch", "length", "embed"))

@@ -10,12 +10,12 @@ import optax
 from anticipax.data import action_text
 from anticipax.data import buckets
 from anticipax.data import datasets
-from anticipax.data import synthetic_kitchen
 from anticipax.data.errors import DataError
 from anticipax.data.pipeline import Splits
+from anticipax.data import synthetic_kitchen
 from anticipax.models.bert import BertForMaskedLM
 from anticipax.tasks import base
-from anticipax.tasks import text_model
+from anticipax import text_encoders
 
 
 def mask_tokens(rng: jax.Array, input_ids: jax.Array, maskable: jax.Array, *, mask_id: int, vocab_size: int,
@@ -63,8 +63,8 @@ class MlmTask(base.Task):
 
   def __init__(self, config, splits):
     super().__init__(config, splits)
-    self.tokenizer = text_model.load_tokenizer(config.text)
-    self.bert_config = text_model.bert_config(config.text, self.tokenizer)
+    self.tokenizer = text_encoders.load_tokenizer(config.text)
+    self.bert_config = text_encoders.bert_config(config.text, self.tokenizer)
     self.model = BertForMaskedLM(self.bert_config)
     self.max_len = int(config.text.max_len)
     self.padded_keys = ("input_ids", "attention_mask")
@@ -90,7 +90,7 @@ class MlmTask(base.Task):
     return self.model.init({"params": rng}, batch["input_ids"], batch["attention_mask"])["params"]
 
   def pretrained_params(self):
-    return text_model.pretrained_params(self.config.text, with_mlm_head=True)
+    return text_encoders.pretrained_params(self.config.text, with_mlm_head=True)
 
   def _maskable(self, batch):
     return (batch["attention_mask"] > 0) & ~jnp.isin(batch["input_ids"], self.special_ids)
@@ -133,4 +133,4 @@ class MlmTask(base.Task):
 
   def finalize(self, trainer, state, workdir):
     del trainer, state
-    text_model.save(workdir, self.bert_config, self.tokenizer)
+    text_encoders.save(workdir, self.bert_config, self.tokenizer)

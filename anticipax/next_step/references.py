@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from anticipax import captions
 from anticipax.data.text_values import as_text
+from anticipax.next_step import captions
 
 _WORD = re.compile(r"\w+")
 _TIE = 1e-12  # cosines this close are equal: the matrix product's rounding must not break a tie

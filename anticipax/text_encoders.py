@@ -20,11 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from anticipax import checkpointing
-from anticipax import paths
 from anticipax.data import action_text
+from anticipax import paths
 
-from anticipax.models import hf_import
 from anticipax.models.bert import BertConfig
+from anticipax.models import hf_import
 
 TEXT_MODEL_DIR = "text_model"
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from anticipax import captions
-from anticipax import step_baselines
+from anticipax.next_step import captions
+from anticipax.next_step import references as step_baselines
 
 
 def _example(name, ingredients, steps, max_steps=5, as_bytes=False):

@@ -4,7 +4,7 @@
 `-preserveLines -lowerCase`, then PUNCTUATIONS dropped) without Java: a port of PTBLexer.flex at
 CoreNLP tag v3.4.1 (options "tokenizeNLs"), its rules in order, JFlex longest match with
 trailing context, its [:letter:]/[:digit:] tables read off the jar (`_jar_tables`).
-tests/captions/test_ptb.py compares it with the jar, quirks included: "1 1/2" is one token with
+tests/next_step/captions/test_ptb.py compares it with the jar, quirks included: "1 1/2" is one token with
 a no-break space; "(" becomes "-lrb-", kept because PUNCTUATIONS lists "-LRB-"; a line-final
 "F." keeps its period unless the next line starts with e.g. "The". (Lower-casing is str.lower,
 the jar's is Java's String.toLowerCase: in random Unicode they differed once in 24k lines, a
@@ -20,7 +20,7 @@ import functools
 import re
 import unicodedata
 
-from anticipax.captions import _jar_tables
+from anticipax.next_step.captions import _jar_tables
 
 # From pycocoevalcap/tokenizer/ptbtokenizer.py (kept here too so the pure-Python path does not
 # depend on importing it).

@@ -1,4 +1,4 @@
-"""Tests for anticipax.captions' scoring: hand-computed scores, the Java-free path, aggregation.
+"""Tests for anticipax.next_step.captions' scoring: hand-computed scores, the Java-free path, aggregation.
 
 Java (for pycocoevalcap's PTBTokenizer jar and METEOR) is optional: tests that need it are
 skipped without it. One METEOR JVM is shared by the whole module (it takes seconds to start).
@@ -14,8 +14,8 @@ import stat
 import pytest
 
 pytest.importorskip("pycocoevalcap")
-from anticipax import captions  # pylint: disable=g-import-not-at-top
-from anticipax.captions import scoring  # pylint: disable=g-import-not-at-top
+from anticipax.next_step import captions  # pylint: disable=g-import-not-at-top
+from anticipax.next_step.captions import scoring  # pylint: disable=g-import-not-at-top
 
 HAVE_JAVA = shutil.which("java") is not None
 needs_java = pytest.mark.skipif(not HAVE_JAVA, reason="needs Java (pycocoevalcap's jars)")

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from anticipax import baselines
 from anticipax.data.pipeline import DatasetInfo, Splits
+from anticipax.next_action import references as baselines
 
 
 def _examples(rows):

@@ -1,4 +1,4 @@
-"""Tests for anticipax.captions' tokenizers: the pure-Python PTBTokenizer against the jar's outputs.
+"""Tests for anticipax.next_step.captions' tokenizers: the pure-Python PTBTokenizer against the jar's outputs.
 
 Java (for pycocoevalcap's PTBTokenizer jar) is optional: the test that needs it is skipped
 without it.
@@ -10,8 +10,8 @@ import shutil
 import pytest
 
 pytest.importorskip("pycocoevalcap")
-from anticipax import captions  # pylint: disable=g-import-not-at-top
-from tests.captions.test_scoring import PUNCTUATED  # pylint: disable=g-import-not-at-top
+from anticipax.next_step import captions  # pylint: disable=g-import-not-at-top
+from tests.next_step.captions.test_scoring import PUNCTUATED  # pylint: disable=g-import-not-at-top
 
 HAVE_JAVA = shutil.which("java") is not None
 needs_java = pytest.mark.skipif(not HAVE_JAVA, reason="needs Java (pycocoevalcap's jars)")

@@ -4,7 +4,7 @@ Two ways to run it:
 - teacher forcing: `__call__(tokens [N, L], memory [N, M, Dm], memory_mask [N, M])` -> logits [N, L, V];
 - incremental: `init_cache(memory, memory_mask)` once, then `step(tokens, cache, index)` feeds the token at
   `index` and returns the next token's log-probabilities [N, V] and the updated cache. The cache is a plain
-  pytree whose every leaf has the rows N as its leading axis, so `anticipax.decoding` can reorder it by
+  pytree whose every leaf has the rows N as its leading axis, so `anticipax.next_step.decoding` can reorder it by
   beam; `step_uncached` has the same signature and recomputes the whole prefix instead.
 
 With `copy_positions > 0` the decoder can also *copy* (a pointer-generator, See et al. 2017): given source

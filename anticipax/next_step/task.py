@@ -15,7 +15,7 @@ per-step states keyed `<recipe>#<step>`) or online (`distill.online_teacher`: it
 inside the student's step). Evaluation (Sener & Yao's protocol): every state decodes its next sentence
 (greedy or beam, `eval.beam_width`); for k = 1..`eval.max_observed` observed steps (k = 0: ingredients
 only, with `eval.include_k0`) the prediction of step k+1 is scored against its reference with BLEU-1..4,
-METEOR, ROUGE-L and CIDEr (`anticipax.captions`); `predictions.jsonl` lands in the workdir.
+METEOR, ROUGE-L and CIDEr (`anticipax.next_step.captions`); `predictions.jsonl` lands in the workdir.
 """
 
 from __future__ import annotations
@@ -31,27 +31,28 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from anticipax import captions
 from anticipax import checkpointing
-from anticipax import decoding
-from anticipax import losses
-from anticipax import paths
-from anticipax import sharding
-from anticipax import step_baselines
 from anticipax.data import action_text
-from anticipax.data import datasets
-from anticipax.data import pipeline
-from anticipax.data import teacher_outputs
-from anticipax.data.errors import DataError
 from anticipax.data.corpus import builder as corpus_builder
+from anticipax.data import datasets
+from anticipax.data.errors import DataError
+from anticipax.data import pipeline
 from anticipax.data.pipeline import Splits
 from anticipax.data.tasty import builder as tasty_builder
 from anticipax.data.tasty import text as tasty_text
+from anticipax.data import teacher_outputs
 from anticipax.data.text_values import as_text
-from anticipax.models.instructional import build_next_step_model
+from anticipax import losses
 from anticipax.models.layers import dense
+from anticipax.next_step import captions
+from anticipax.next_step import decoding
+from anticipax.next_step import losses as step_losses
+from anticipax.next_step.model import build_next_step_model
+from anticipax.next_step import references as step_baselines
+from anticipax import paths
+from anticipax import sharding
 from anticipax.tasks import base
-from anticipax.tasks import text_model
+from anticipax import text_encoders
 
 STATES_FILE = "teacher_states_{split}.npz"  # the temporal states that predict each step
 STEPS_FILE = "teacher_steps_{split}.npz"  # each step's own vector (the step encoder's, before the temporal model)
@@ -122,7 +123,7 @@ class StepText:
   """Host-side: a recipe's step sentences -> BERT token ids [S, T] (the teacher's step inputs)."""
 
   def __init__(self, text_cfg):
-    self.tokenizer = text_model.load_tokenizer(text_cfg)
+    self.tokenizer = text_encoders.load_tokenizer(text_cfg)
     self.max_len = int(text_cfg.max_len)
 
   def __call__(self, steps) -> dict[str, np.ndarray]:
@@ -169,7 +170,7 @@ class NextStepTask(base.Task):
     bert_config, self.step_text = None, None
     if self.modality == "text":
       self.step_text = StepText(config.text)
-      bert_config = text_model.bert_config(config.text, self.step_text.tokenizer)
+      bert_config = text_encoders.bert_config(config.text, self.step_text.tokenizer)
     proj_dim = int(self.distill.get("proj_dim", 128)) if self.kind else 0
     self.model = build_next_step_model(config.model, vocab_size=len(self.vocab), modality=self.modality,
                                        bert_config=bert_config, bos_id=self.vocab.bos_id)
@@ -182,8 +183,7 @@ class NextStepTask(base.Task):
       distill_keys = ["step_tokens", "step_attention", "teacher_mask"]
       self.teacher_dim = self.online.dim
     elif self.kind:
-      from anticipax.tasks.anticipation import teacher_output_paths  # pylint: disable=g-import-not-at-top
-      paths = teacher_output_paths(self.distill.teacher_outputs)
+      paths = teacher_outputs.config_paths(self.distill.teacher_outputs)
       self.cached = teacher_outputs.TeacherOutputs.load(paths)
       kinds = {m.get("kind") for m in self.cached.metadata}
       if kinds != {f"next_step_teacher_{self.contrast}"}:
@@ -258,10 +258,10 @@ class NextStepTask(base.Task):
     if self.modality != "text":
       return None
     if self.config.text.get("init_workdir"):
-      params = text_model.restore_params(self.config.text.init_workdir)
+      params = text_encoders.restore_params(self.config.text.init_workdir)
       if "step_encoder" in params:
         return self._model_params(params)
-    encoder = text_model.pretrained_params(self.config.text, with_mlm_head=False)
+    encoder = text_encoders.pretrained_params(self.config.text, with_mlm_head=False)
     return None if encoder is None else {"step_encoder": {"encoder": encoder["encoder"]}}
 
   def frozen_params(self):
@@ -276,7 +276,7 @@ class NextStepTask(base.Task):
     recipes = batch["mask"] if "mask" in batch else jnp.ones(batch["step_mask"].shape[:1], jnp.float32)
     steps = batch["step_mask"].astype(jnp.float32) * recipes[:, None]
     tokens = (batch["target_tokens"] != self.vocab.pad_id) * steps[..., None]
-    word_loss, word_aux = losses.next_step_ce(outputs["logits"], batch["target_tokens"], tokens,
+    word_loss, word_aux = step_losses.next_step_ce(outputs["logits"], batch["target_tokens"], tokens,
                                               label_smoothing=self.config.loss.get("label_smoothing", 0.0))
     total = word_loss
     terms = {"word_loss": word_loss, "token_accuracy": word_aux["token_accuracy"]}
@@ -284,7 +284,7 @@ class NextStepTask(base.Task):
       teacher_states, teacher_logits = self.teacher_states(batch, frozen)
       teacher_mask = batch["teacher_mask"] * steps
       head = self.teacher_head.apply({"params": params[_TEACHER_HEAD]}, teacher_states)
-      contrastive, c_aux = losses.cross_modal_contrastive(aux["projected"], head, teacher_mask,
+      contrastive, c_aux = step_losses.cross_modal_contrastive(aux["projected"], head, teacher_mask,
                                                           temperature=self.distill.temperature)
       total += self.distill.weight * contrastive
       terms.update(contrastive_loss=contrastive, contrastive_accuracy=c_aux["contrastive_accuracy"],
@@ -355,7 +355,7 @@ class NextStepTask(base.Task):
     """Writes the final evaluation's predictions; a text teacher also exports its per-step states."""
     self.write_predictions(workdir)
     if self.modality == "text":
-      text_model.save(workdir, text_model.bert_config(self.config.text, self.step_text.tokenizer),
+      text_encoders.save(workdir, text_encoders.bert_config(self.config.text, self.step_text.tokenizer),
                       self.step_text.tokenizer)
       # A teacher pretrained on a corpus exports nothing: its states are for no student (it is fine-tuned first).
       if not self.config.data.get("corpus"):
@@ -409,7 +409,7 @@ class OnlineStepTeacher:
   def frozen(self):
     batch = jax.tree.map(jnp.asarray, self.task.dummy_batch(1))
     boxed = jax.eval_shape(lambda: self.task.init(jax.random.key(0), batch))
-    return jax.device_get(text_model.restore_params(self.workdir)), nn.get_partition_spec(boxed)
+    return jax.device_get(text_encoders.restore_params(self.workdir)), nn.get_partition_spec(boxed)
 
   def __call__(self, params, batch):
     outputs, aux = self.task.model.apply({"params": params}, batch, batch["target_tokens"], batch["step_mask"])

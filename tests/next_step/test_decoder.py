@@ -1,4 +1,4 @@
-"""Tests for anticipax.models.decoder: shapes, axis names, dtypes, masks, and cache == teacher forcing."""
+"""Tests for anticipax.next_step.decoder: shapes, axis names, dtypes, masks, and cache == teacher forcing."""
 
 import flax.linen as nn
 import jax
@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from anticipax.models.decoder import TransformerDecoder
+from anticipax.next_step.decoder import TransformerDecoder
 from configs import common
 
 N, L, M, MEM_DIM, V, DIM, HEADS = 3, 6, 2, 8, 11, 16, 4

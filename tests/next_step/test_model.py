@@ -1,5 +1,5 @@
-"""Tests for anticipax.models.instructional: outputs, causality over steps, pretrained BERT placement, sharding,
-and greedy / beam decoding of every state through anticipax.decoding."""
+"""Tests for anticipax.next_step.model: outputs, causality over steps, pretrained BERT placement, sharding,
+and greedy / beam decoding of every state through anticipax.next_step.decoding."""
 
 import os
 
@@ -10,15 +10,15 @@ import ml_collections
 import numpy as np
 import pytest
 
-from anticipax import decoding
-from anticipax import sharding
-from anticipax.models import hf_import
 from anticipax.models.bert import BertEncoder
-from anticipax.models.instructional import build_next_step_model, masked_mean, with_pretrained_text_encoder
+from anticipax.models import hf_import
+from anticipax.next_step import decoding
+from anticipax.next_step.model import build_next_step_model, masked_mean, with_pretrained_text_encoder
+from anticipax import sharding
 from configs import common
-from tests.models.test_decoder import random_params
+from tests.next_step.test_decoder import random_params
 
-GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
+GOLDEN = os.path.join(os.path.dirname(os.path.dirname(__file__)), "models", "golden")
 B, S, F, IN_DIM, LI, L, T, V, DIM, PROJ = 2, 3, 4, 6, 3, 6, 5, 13, 16, 8
 EOS = 2
 

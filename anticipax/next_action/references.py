@@ -74,7 +74,7 @@ def evaluate(splits) -> dict[str, dict[str, float]]:
   Returns:
     {"prior": metrics, "bigram": metrics}, fractions in [0, 1] as the trainer reports them.
   """
-  from anticipax.tasks.anticipation import anticipation_metrics  # pylint: disable=g-import-not-at-top
+  from anticipax.next_action.task import anticipation_metrics  # pylint: disable=g-import-not-at-top
   info = splits.info
   model = HistoryBaselines(splits.train, info.num_classes)
   labels, last = _read(splits.eval, ("action", "verb", "noun", *info.eval_flags))

@@ -1,6 +1,6 @@
 """Scoring: pycocoevalcap BLEU-1..4, METEOR, ROUGE-L and CIDEr, and their per-k aggregation.
 
-See the `anticipax.captions` docstring for what is scored, the aggregation and the no-Java path.
+See the `anticipax.next_step.captions` docstring for what is scored, the aggregation and the no-Java path.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Any
 
 from absl import logging
 
-from anticipax.captions.java import _Meteor
-from anticipax.captions.java import java_available
-from anticipax.captions.java import java_tokenize_many
-from anticipax.captions.java import JavaError
-from anticipax.captions.ptb import ptb_tokenize
+from anticipax.next_step.captions.java import JavaError
+from anticipax.next_step.captions.java import _Meteor
+from anticipax.next_step.captions.java import java_available
+from anticipax.next_step.captions.java import java_tokenize_many
+from anticipax.next_step.captions.ptb import ptb_tokenize
 
 METRICS = ("bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rouge_l", "cider")
 
@@ -181,7 +181,7 @@ def anticipation_caption_metrics(records: Iterable[Any], *, use_java: bool | Non
     CIDEr's IDF over all the references), the other common way to aggregate.
     All NaN-free except METEOR without Java (NaN). Empty `records` give NaN for every ``{m}`` and
     ``pooled/{m}``.
-    See the `anticipax.captions` docstring for what the averages are exactly.
+    See the `anticipax.next_step.captions` docstring for what the averages are exactly.
   """
   by_k: dict[int, tuple[dict[Any, str], dict[Any, str]]] = {}
   for record in records:

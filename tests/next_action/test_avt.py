@@ -1,4 +1,4 @@
-"""Tests for anticipax.models.avt: published sizes, output contract, causality, dropout, axis names."""
+"""Tests for anticipax.next_action.avt: published sizes, output contract, causality, dropout, axis names."""
 
 import math
 
@@ -9,7 +9,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from anticipax.models.avt import build_avt
+from anticipax.next_action.avt import build_avt
 from configs import common
 from configs import egtea
 from configs import ek55

@@ -12,15 +12,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from anticipax import losses
-from anticipax import paths
 from anticipax.data import buckets
 from anticipax.data import teacher_outputs
 from anticipax.data.text_values import as_text
-from anticipax.models.text_teacher import TextClassifier
+from anticipax import losses
+from anticipax.next_action.task import anticipation_metrics
+from anticipax.next_action.text_classifier import TextClassifier
+from anticipax import paths
 from anticipax.tasks import base
-from anticipax.tasks import text_model
-from anticipax.tasks.anticipation import anticipation_metrics
+from anticipax import text_encoders
 
 
 def balanced_class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -39,9 +39,9 @@ class TeacherTask(base.Task):
   def __init__(self, config, splits):
     super().__init__(config, splits)
     self.info = info = splits.info
-    self.tokenizer = text_model.load_tokenizer(config.text)
-    self.bert_config = text_model.bert_config(config.text, self.tokenizer)
-    self.text = text_model.HistoryText(config.text, info, self.tokenizer)
+    self.tokenizer = text_encoders.load_tokenizer(config.text)
+    self.bert_config = text_encoders.bert_config(config.text, self.tokenizer)
+    self.text = text_encoders.HistoryText(config.text, info, self.tokenizer)
     self.model = TextClassifier(self.bert_config, info.num_classes, info.num_verbs, info.num_nouns,
                                 dropout=config.model.get("dropout", 0.1))
     self.train_keys = ("input_ids", "attention_mask", "action", "verb", "noun")
@@ -75,7 +75,7 @@ class TeacherTask(base.Task):
     return self.model.init({"params": rng}, batch["input_ids"], batch["attention_mask"])["params"]
 
   def pretrained_params(self):
-    return text_model.pretrained_params(self.config.text, with_mlm_head=False)
+    return text_encoders.pretrained_params(self.config.text, with_mlm_head=False)
 
   def loss_fn(self, params, batch, rng, frozen):
     del frozen
@@ -102,7 +102,7 @@ class TeacherTask(base.Task):
 
   def finalize(self, trainer, state, workdir):
     """Exports logits + [CLS] features per segment uid for the training and evaluation splits."""
-    text_model.save(workdir, self.bert_config, self.tokenizer)
+    text_encoders.save(workdir, self.bert_config, self.tokenizer)
     for split, source in (("train", self.splits.train), ("eval", self.splits.eval)):
       outputs = trainer.predict(state.params, source)
       if jax.process_index() != 0:

@@ -12,14 +12,14 @@ import jax
 import numpy as np
 import pytest
 
-from anticipax import captions
-from anticipax import predict
-from anticipax import train
 from anticipax.data import action_text
 from anticipax.data import datasets
-from anticipax.data import teacher_outputs
 from anticipax.data.tasty import text
-from anticipax.tasks import next_step
+from anticipax.data import teacher_outputs
+from anticipax.next_step import captions
+from anticipax.next_step import task as next_step
+from anticipax import predict
+from anticipax import train
 from configs import tasty
 
 SCORED = ("bleu1", "bleu2", "bleu3", "bleu4", "rouge_l", "cider")

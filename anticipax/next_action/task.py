@@ -15,14 +15,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from anticipax import checkpointing
+from anticipax.data import frames
+from anticipax.data.pipeline import DatasetInfo, Splits
+from anticipax.data import teacher_outputs
+from anticipax.data.text_values import as_text
 from anticipax import losses
 from anticipax import metrics
-from anticipax.data import frames
-from anticipax.data import teacher_outputs
-from anticipax.data.pipeline import DatasetInfo, Splits
-from anticipax.data.text_values import as_text
-from anticipax.models.avt import build_avt
 from anticipax.models.vit_import import load_vit
+from anticipax.next_action.avt import build_avt
 from anticipax.tasks import base
 
 
@@ -64,7 +64,7 @@ class AnticipationTask(base.Task):
       keys += ["input_ids", "attention_mask", "teacher_mask"]
       distill_dim = self.online.feature_dim
     elif self.kind:
-      self.cached = teacher_outputs.TeacherOutputs.load(teacher_output_paths(self.distill.teacher_outputs))
+      self.cached = teacher_outputs.TeacherOutputs.load(teacher_outputs.config_paths(self.distill.teacher_outputs))
       keys += ["teacher_logits", "teacher_mask"] + (["teacher_features"] if self.kind == "contrastive" else [])
       distill_dim = self.cached.feature_dim or 0
       if self.cached.num_classes != info.num_classes:
@@ -220,37 +220,27 @@ def anticipation_metrics(info, outputs: dict[str, np.ndarray]) -> dict[str, floa
       noun_logits=outputs.get("noun_logits"), example_subsets=subsets)
 
 
-def teacher_output_paths(value) -> list[str]:
-  """`distill.teacher_outputs` as a list of files: a comma-separated string (what a command line can
-  override) or a list/tuple; several files form an ensemble."""
-  items = value.split(",") if isinstance(value, str) else list(value)
-  paths = [p.strip() for p in items if p.strip()]
-  if not paths:
-    raise ValueError("config.distill.teacher_outputs: no file given (kind is set, online_teacher is not)")
-  return paths
-
-
 class OnlineTeacher:
   """A fine-tuned teacher run (its workdir) evaluated inside the student's train step, frozen."""
 
   def __init__(self, workdir: str, info):
     import ml_collections  # pylint: disable=g-import-not-at-top
-    from anticipax.models.text_teacher import TextClassifier  # pylint: disable=g-import-not-at-top
-    from anticipax.tasks import text_model  # pylint: disable=g-import-not-at-top
+    from anticipax.next_action.text_classifier import TextClassifier  # pylint: disable=g-import-not-at-top
+    from anticipax import text_encoders  # pylint: disable=g-import-not-at-top
     teacher_config = ml_collections.ConfigDict(checkpointing.stored_config(workdir))
     text_cfg = ml_collections.ConfigDict({**teacher_config.text.to_dict(), "init_workdir": workdir})
-    tokenizer = text_model.load_tokenizer(text_cfg)
-    self.bert_config = text_model.bert_config(text_cfg, tokenizer)
-    self.text = text_model.HistoryText(text_cfg, info, tokenizer)
+    tokenizer = text_encoders.load_tokenizer(text_cfg)
+    self.bert_config = text_encoders.bert_config(text_cfg, tokenizer)
+    self.text = text_encoders.HistoryText(text_cfg, info, tokenizer)
     self.model = TextClassifier(self.bert_config, info.num_classes, info.num_verbs, info.num_nouns)
     self.workdir = workdir
     self.feature_dim = self.bert_config.hidden_size
 
   def frozen(self):
-    from anticipax.tasks import text_model  # pylint: disable=g-import-not-at-top
+    from anticipax import text_encoders  # pylint: disable=g-import-not-at-top
     ids = jnp.zeros((1, self.text.max_len), jnp.int32)
     boxed = jax.eval_shape(lambda: self.model.init(jax.random.key(0), ids, ids)["params"])
-    with_heads = text_model.restore_params(self.workdir)
+    with_heads = text_encoders.restore_params(self.workdir)
     return jax.device_get(with_heads), nn.get_partition_spec(boxed)
 
   def __call__(self, params, batch):

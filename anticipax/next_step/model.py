@@ -15,7 +15,7 @@ Inputs (a mapping; unused keys are ignored):
 
 Parameter tree of `NextStepModel`: step_encoder/..., ingredient_encoder/..., temporal/..., decoder/...,
 projection/ (if proj_dim). For the text model the BERT encoder sits at params["step_encoder"]["encoder"],
-laid out exactly as `hf_import.load_hf_bert(...)` and `text_model.pretrained_params(...)["encoder"]` return
+laid out exactly as `hf_import.load_hf_bert(...)` and `text_encoders.pretrained_params(...)["encoder"]` return
 it; `with_pretrained_text_encoder` puts such weights there.
 """
 
@@ -30,10 +30,9 @@ from flax import traverse_util
 import jax
 import jax.numpy as jnp
 
-from anticipax.models.avt import Gpt2Block
 from anticipax.models.bert import BertConfig, BertEncoder
-from anticipax.models.decoder import Cache, TransformerDecoder
-from anticipax.models.layers import Dtype, Mlp, SelfAttention, default_kernel_init, dense, layer_norm
+from anticipax.models.layers import Dtype, Gpt2Block, default_kernel_init, dense, layer_norm
+from anticipax.next_step.decoder import Cache, TransformerDecoder
 
 POOLINGS = ("mean", "cls")
 
@@ -346,7 +345,7 @@ def with_pretrained_text_encoder(params: Mapping[str, Any], encoder_params: Mapp
   Args:
     params: the model's params (boxed, as from `init`, or plain arrays).
     encoder_params: `BertEncoder` params, e.g. `hf_import.load_hf_bert(name)[1]` or
-      `text_model.pretrained_params(text_cfg, with_mlm_head=False)["encoder"]`.
+      `text_encoders.pretrained_params(text_cfg, with_mlm_head=False)["encoder"]`.
 
   Returns:
     A copy of `params` with the encoder replaced (logical-axis boxes kept).

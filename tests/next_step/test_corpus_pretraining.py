@@ -21,21 +21,21 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from anticipax import captions
-from anticipax import distill_pipeline
-from anticipax import train
 from anticipax.data import action_text
-from anticipax.data import datasets
-from anticipax.data import teacher_outputs
 from anticipax.data.corpus import leak_guard
 from anticipax.data.corpus import readers as corpus_readers
+from anticipax.data import datasets
 from anticipax.data.tasty import reader
 from anticipax.data.tasty import synthetic as tasty_synthetic
-from anticipax.tasks import next_step
-from anticipax.tasks import text_model
+from anticipax.data import teacher_outputs
+from anticipax import distill_pipeline
+from anticipax.next_step import captions
+from anticipax.next_step import task as next_step
+from anticipax import text_encoders
+from anticipax import train
 from configs import tasty
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NUM_CORPUS = 60
 # Tiny sizes, as dotted config keys: applied in process (`_shrink`) and as command-line flags (`_cmd`).
 SMALL = {"data.num_recipes": 120, "data.feature_dim": 16, "data.max_steps": 6, "data.max_words": 8,
@@ -125,7 +125,7 @@ def test_pretrain_trains_on_the_corpus_and_scores_on_tasty_validation(runs):
   with open(root / "pretrain" / next_step.PREDICTIONS_FILE) as f:
     scored = {json.loads(line)["recipe"] for line in f}
   assert scored == {_text(validation[i]["recipe"]) for i in range(len(validation))}
-  assert os.path.isfile(root / "pretrain" / text_model.TEXT_MODEL_DIR / "bert_config.json")
+  assert os.path.isfile(root / "pretrain" / text_encoders.TEXT_MODEL_DIR / "bert_config.json")
   assert glob.glob(str(root / "pretrain" / "teacher_*_*.npz")) == []
 
 
@@ -151,7 +151,7 @@ def test_leak_guard_drops_copies_of_tasty_evaluation_recipes_only(runs, tmp_path
 
 def test_teacher_starts_from_the_whole_pretrained_model(runs):
   root, configs, _ = runs
-  pretrained = text_model.restore_params(str(root / "pretrain"))
+  pretrained = text_encoders.restore_params(str(root / "pretrain"))
   trainer = train.Trainer(configs["teacher"])
   _assert_same_tree(trainer.task.pretrained_params(), pretrained)
   _assert_same_tree(trainer.init_state().params, pretrained)

@@ -43,17 +43,17 @@ jar's tokens of a line can depend on the start of the next line (rarely: a perio
 lone letter or an acronym at the end of a sentence), which the Python port reproduces.
 """
 
-from anticipax.captions.java import java_available
-from anticipax.captions.java import java_tokenize
-from anticipax.captions.java import java_tokenize_many
-from anticipax.captions.java import JavaError
-from anticipax.captions.java import NO_JAVA_ENV
-from anticipax.captions.ptb import ptb_tokenize
-from anticipax.captions.ptb import PUNCTUATIONS
-from anticipax.captions.scoring import anticipation_caption_metrics
-from anticipax.captions.scoring import CaptionScorer
-from anticipax.captions.scoring import METRICS
-from anticipax.captions.scoring import score_captions
+from anticipax.next_step.captions.java import JavaError
+from anticipax.next_step.captions.java import NO_JAVA_ENV
+from anticipax.next_step.captions.java import java_available
+from anticipax.next_step.captions.java import java_tokenize
+from anticipax.next_step.captions.java import java_tokenize_many
+from anticipax.next_step.captions.ptb import PUNCTUATIONS
+from anticipax.next_step.captions.ptb import ptb_tokenize
+from anticipax.next_step.captions.scoring import CaptionScorer
+from anticipax.next_step.captions.scoring import METRICS
+from anticipax.next_step.captions.scoring import anticipation_caption_metrics
+from anticipax.next_step.captions.scoring import score_captions
 
 __all__ = [
     "METRICS",

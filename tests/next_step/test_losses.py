@@ -1,4 +1,4 @@
-"""`losses.cross_modal_contrastive` (CCD, method 2) against a hand computation in numpy."""
+"""`next_step.losses.cross_modal_contrastive` (CCD, method 2) against a hand computation in numpy."""
 
 import jax
 import jax.numpy as jnp
@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from anticipax import losses
+from anticipax.next_step import losses as step_losses
 
 TAU = 0.1
 B, S, D = 3, 4, 5
@@ -40,16 +41,16 @@ def _hand(student, teacher, mask, tau):
 def test_matches_hand_computation_with_masked_steps():
   student, teacher = _inputs()
   want, want_acc = _hand(student, teacher, MASK, TAU)
-  loss, aux = losses.cross_modal_contrastive(student, teacher, MASK, temperature=TAU)
+  loss, aux = step_losses.cross_modal_contrastive(student, teacher, MASK, temperature=TAU)
   np.testing.assert_allclose(float(loss), want, rtol=1e-5)
   np.testing.assert_allclose(float(aux["contrastive_accuracy"]), want_acc, rtol=1e-6)
   # Masked steps are neither anchors nor negatives: unchanged whatever they hold (NaN included).
   junk_s, junk_t = student.copy(), teacher.copy()
   junk_s[MASK == 0], junk_t[MASK == 0] = 1e3, np.nan
-  loss_junk, _ = losses.cross_modal_contrastive(junk_s, junk_t, MASK, temperature=TAU)
+  loss_junk, _ = step_losses.cross_modal_contrastive(junk_s, junk_t, MASK, temperature=TAU)
   np.testing.assert_allclose(float(loss_junk), float(loss), rtol=1e-6)
   # ...whereas unmasking them changes the loss (they would then be negatives).
-  full, _ = losses.cross_modal_contrastive(student, teacher, np.ones_like(MASK), temperature=TAU)
+  full, _ = step_losses.cross_modal_contrastive(student, teacher, np.ones_like(MASK), temperature=TAU)
   np.testing.assert_allclose(float(full), _hand(student, teacher, np.ones_like(MASK), TAU)[0], rtol=1e-5)
   assert float(full) != pytest.approx(float(loss))
 
@@ -60,7 +61,7 @@ def test_other_steps_of_the_same_recipe_are_negatives():
   e0, e1 = np.eye(2, dtype=np.float32)
   student = np.stack([e0, e1])[None]
   teacher = np.stack([e1, e0])[None]
-  loss, aux = losses.cross_modal_contrastive(student, teacher, np.ones((1, 2), np.float32), temperature=TAU)
+  loss, aux = step_losses.cross_modal_contrastive(student, teacher, np.ones((1, 2), np.float32), temperature=TAU)
   np.testing.assert_allclose(float(loss), np.log1p(np.exp(1 / TAU)), rtol=1e-5)  # lse(0, 10) - 0
   assert float(aux["contrastive_accuracy"]) == 0.0
 
@@ -80,7 +81,7 @@ def _reference_jnp(student, teacher, mask, tau):
 
 def test_gradients_reach_student_and_teacher_side():
   student, teacher = _inputs(1)
-  loss_fn = lambda s, t: losses.cross_modal_contrastive(s, t, MASK, temperature=TAU)[0]
+  loss_fn = lambda s, t: step_losses.cross_modal_contrastive(s, t, MASK, temperature=TAU)[0]
   grad_s, grad_t = jax.grad(loss_fn, argnums=(0, 1))(jnp.asarray(student), jnp.asarray(teacher))
   want_s, want_t = jax.grad(lambda s, t: _reference_jnp(s, t, MASK, TAU), argnums=(0, 1))(
       jnp.asarray(student), jnp.asarray(teacher))
@@ -102,7 +103,7 @@ def test_gradients_reach_student_and_teacher_side():
 def test_fully_masked_batch_gives_zero_and_finite_gradients():
   student, teacher = _inputs(2)
   zeros = np.zeros_like(MASK)
-  loss_fn = lambda s, t: losses.cross_modal_contrastive(s, t, zeros, temperature=TAU)[0]
+  loss_fn = lambda s, t: step_losses.cross_modal_contrastive(s, t, zeros, temperature=TAU)[0]
   assert float(loss_fn(student, teacher)) == 0.0
   grads = jax.grad(loss_fn, argnums=(0, 1))(jnp.asarray(student), jnp.asarray(teacher))
   assert all(np.all(np.isfinite(g)) and np.all(g == 0) for g in grads)

@@ -1,4 +1,4 @@
-"""Tests for anticipax.decoding on hand-made step functions (the real decoder: tests/models/test_instructional)."""
+"""Tests for anticipax.next_step.decoding on hand-made step functions (the real decoder: tests/models/test_instructional)."""
 
 import functools
 import itertools
@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from anticipax import decoding
+from anticipax.next_step import decoding
 
 PAD, BOS, EOS, A, B = 0, 1, 2, 3, 4
 

@@ -23,8 +23,8 @@ import subprocess
 import tempfile
 import threading
 
-from anticipax.captions.ptb import _clean
-from anticipax.captions.ptb import _drop_punctuation
+from anticipax.next_step.captions.ptb import _clean
+from anticipax.next_step.captions.ptb import _drop_punctuation
 
 NO_JAVA_ENV = "ANTICIPAX_NO_JAVA"
 _PTB_CLASS = "edu.stanford.nlp.process.PTBTokenizer"
