@@ -21,27 +21,34 @@ from anticipax.data.pipeline import DatasetInfo, Splits
 NAMES = ("synthetic_kitchen", "tasty_videos", "tasty_synthetic", *rulstm_builders.BUILDERS)
 
 
+def _field(cfg, key: str):
+  """`config.data.<key>`; the dataset's defaults live in its config (configs/tasty.py), not here."""
+  if key not in cfg:
+    raise DataError(f"config key data.{key}: missing (configs/tasty.py sets every field of a Tasty dataset)")
+  return cfg[key]
+
+
+def _synthetic_args(cfg) -> dict:
+  return dict(num_recipes=_field(cfg, "num_recipes"), feature_dim=_field(cfg, "feature_dim"),
+              seed=_field(cfg, "data_seed"))
+
+
 def _tasty(cfg):
   """`tasty_videos` from the manual dir, or `tasty_synthetic`: a generated collection in the same format."""
-  kwargs = dict(split=cfg.get("split", "split_4022"), stride=cfg.get("stride", 5),
-                frames_per_step=cfg.get("frames_per_step", 8), max_steps=cfg.get("max_steps", 16),
-                min_word_count=cfg.get("min_word_count", 1), drop=tuple(cfg.get("drop", ())),
-                steps_without_video=cfg.get("steps_without_video", "keep"))
+  kwargs = {k: _field(cfg, k) for k in ("split", "stride", "frames_per_step", "max_steps", "min_word_count",
+                                         "steps_without_video")}
+  kwargs["drop"] = tuple(_field(cfg, "drop"))
   if cfg.name == "tasty_synthetic":
-    return tasty_synthetic.load_demo(cfg.get("tfds_data_dir"), num_recipes=cfg.get("num_recipes", 600),
-                                     feature_dim=cfg.get("feature_dim", 64), seed=cfg.get("data_seed", 0),
-                                     **kwargs)
+    return tasty_synthetic.load_demo(cfg.get("tfds_data_dir"), **_synthetic_args(cfg), **kwargs)
   return tasty_builder.load(data_dir=cfg.get("tfds_data_dir"), manual_dir=cfg.get("manual_dir"),
-                            config=tasty_builder.make_config(
-                                features=cfg.get("features", "{recipe_dir}/resnet50.npy"), **kwargs))
+                            config=tasty_builder.make_config(features=_field(cfg, "features"), **kwargs))
 
 
 def tasty_manual_dir(cfg) -> str:
   """The folder of the Tasty files `tasty_videos` / `tasty_synthetic` read (for the corpus leak guard)."""
   if cfg.name == "tasty_synthetic":
     _tasty(cfg)  # Writes the collection if it is not there yet.
-    return str(tasty_synthetic.manual_dir(cfg.get("tfds_data_dir"), num_recipes=cfg.get("num_recipes", 600),
-                                          feature_dim=cfg.get("feature_dim", 64), seed=cfg.get("data_seed", 0)))
+    return str(tasty_synthetic.manual_dir(cfg.get("tfds_data_dir"), **_synthetic_args(cfg)))
   return cfg.get("manual_dir") or tasty_builder.default_manual_dir(cfg.get("tfds_data_dir"))
 
 
@@ -50,9 +57,8 @@ def corpus_file(cfg) -> str:
   if cfg.corpus == tasty_synthetic.CORPUS:
     if cfg.name != "tasty_synthetic":
       raise DataError(f"config key data.corpus: {cfg.corpus} is the corpus of data.name=tasty_synthetic")
-    return str(tasty_synthetic.corpus_path(
-        cfg.get("tfds_data_dir"), num_recipes=cfg.get("num_recipes", 600), feature_dim=cfg.get("feature_dim", 64),
-        seed=cfg.get("data_seed", 0), num_corpus_recipes=cfg.get("num_corpus_recipes", 4000)))
+    return str(tasty_synthetic.corpus_path(cfg.get("tfds_data_dir"), **_synthetic_args(cfg),
+                                           num_corpus_recipes=_field(cfg, "num_corpus_recipes")))
   path = str(paths.path(cfg.corpus))
   if not paths.path(path).is_file():
     raise DataError(f"config key data.corpus: {path} is not a file (RecipeNLG full_dataset.csv, Recipe1M "

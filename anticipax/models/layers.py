@@ -161,3 +161,24 @@ class Gpt2Block(nn.Module):
     x = x + Mlp(self.mlp_ratio * x.shape[-1], self.dropout, dtype=self.dtype, name="mlp")(
         h, deterministic=deterministic)
     return nn.with_logical_constraint(x, ("batch", "length", "embed"))
+
+
+def causal_transformer(module: nn.Module, x: jax.Array, *, num_layers: int, num_heads: int, max_len: int,
+                       mlp_ratio: int = 4, dropout: float = 0.0, dtype: Dtype = jnp.float32,
+                       deterministic: bool) -> jax.Array:
+  """The causal core AVT-h and method 2's temporal model share: learned positions, dropout, `num_layers`
+  GPT-2 blocks and a final LayerNorm, x [B, P, D] -> [B, P, D] with state p depending on positions <= p.
+
+  Called from a module's `nn.compact` method: its parameters (`wpe`, `h_<i>`, `ln_f`) live in that module's
+  scope, so both modules keep the parameter names their checkpoints were written with.
+  """
+  length, width = x.shape[1], x.shape[-1]
+  if length > max_len:
+    raise ValueError(f"{length} positions exceed {type(module).__name__}'s max_len {max_len}")
+  pos = module.param("wpe", nn.with_logical_partitioning(default_kernel_init, ("length", "embed")),
+                     (max_len, width))
+  x = nn.Dropout(dropout)(x.astype(dtype) + pos[:length].astype(dtype), deterministic=deterministic)
+  x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
+  for i in range(num_layers):
+    x = Gpt2Block(num_heads, mlp_ratio, dropout, dtype, name=f"h_{i}")(x, deterministic=deterministic)
+  return layer_norm(dtype=dtype, name="ln_f")(x)

@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from anticipax.models.layers import Dtype, Gpt2Block, default_kernel_init, dense, layer_norm
+from anticipax.models.layers import Dtype, causal_transformer, dense
 from anticipax.models.vit import ViTBackbone, vit_config
 
 
@@ -65,19 +65,11 @@ class AvtHead(nn.Module):
   @nn.compact
   def __call__(self, feats: jax.Array, *, deterministic: bool) -> jax.Array:
     """feats [B, T, D] -> predicted next-frame features [B, T, D]."""
-    num_frames, dim = feats.shape[-2:]
-    if num_frames > self.max_len:
-      raise ValueError(f"{num_frames} frames exceed the head's max_len {self.max_len}")
+    dim = feats.shape[-1]
     # Frame features live on the "features" axis; the transformer's own width is "embed".
     x = dense(self.inter_dim, ("features", "embed"), use_bias=False, dtype=self.dtype, name="encoder")(feats)
-    pos = self.param("wpe", nn.with_logical_partitioning(default_kernel_init, ("length", "embed")),
-                     (self.max_len, self.inter_dim))
-    x = nn.Dropout(self.dropout)(x + pos[:num_frames].astype(self.dtype), deterministic=deterministic)
-    x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
-    for i in range(self.num_layers):
-      x = Gpt2Block(self.num_heads, dropout=self.dropout, dtype=self.dtype, name=f"h_{i}")(
-          x, deterministic=deterministic)
-    x = layer_norm(dtype=self.dtype, name="ln_f")(x)
+    x = causal_transformer(self, x, num_layers=self.num_layers, num_heads=self.num_heads, max_len=self.max_len,
+                           dropout=self.dropout, dtype=self.dtype, deterministic=deterministic)
     x = dense(dim, ("embed", "features"), use_bias=False, dtype=self.dtype, name="decoder")(x)
     return nn.with_logical_constraint(x, ("batch", "length", "features"))
 

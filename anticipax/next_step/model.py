@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from anticipax.models.bert import BertConfig, BertEncoder
-from anticipax.models.layers import Dtype, Gpt2Block, default_kernel_init, dense, layer_norm
+from anticipax.models.layers import Dtype, Gpt2Block, causal_transformer, default_kernel_init, dense, layer_norm
 from anticipax.next_step.decoder import Cache, TransformerDecoder
 
 POOLINGS = ("mean", "cls")
@@ -197,18 +197,9 @@ class TemporalTransformer(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, *, deterministic: bool) -> jax.Array:
     """x [B, P, D] -> states [B, P, D]; state p depends on positions <= p only."""
-    length = x.shape[1]
-    if length > self.max_len:
-      raise ValueError(f"{length} positions exceed the temporal transformer's max_len {self.max_len}")
-    pos = self.param("wpe", nn.with_logical_partitioning(default_kernel_init, ("length", "embed")),
-                     (self.max_len, self.dim))
-    x = nn.Dropout(self.dropout)(x.astype(self.dtype) + pos[:length].astype(self.dtype),
-                                 deterministic=deterministic)
-    x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
-    for i in range(self.num_layers):
-      x = Gpt2Block(self.num_heads, self.mlp_ratio, self.dropout, self.dtype, name=f"h_{i}")(
-          x, deterministic=deterministic)
-    return layer_norm(dtype=self.dtype, name="ln_f")(x)
+    return causal_transformer(self, x, num_layers=self.num_layers, num_heads=self.num_heads,
+                              max_len=self.max_len, mlp_ratio=self.mlp_ratio, dropout=self.dropout,
+                              dtype=self.dtype, deterministic=deterministic)
 
 
 def shift_right(tokens: jax.Array, bos_id: int) -> jax.Array:
