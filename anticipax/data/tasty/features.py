@@ -42,6 +42,8 @@ def read_features(path: PathLike, *, mmap: bool = False) -> np.ndarray:
     raise DataError(f"{path}: field 'features': missing features file") from e
   except (OSError, ValueError, EOFError, OverflowError, MemoryError, zipfile.BadZipFile,
           tokenize.TokenError) as e:  # TokenError: a version 1.0 header numpy re-tokenizes.
+    if isinstance(e, OverflowError):
+      _refuse_empty_dtype(path)
     raise DataError(f"{path}: field 'features': cannot read as .npy: {type(e).__name__}: {e}") from e
   if not isinstance(x, np.ndarray):  # An .npz archive.
     if hasattr(x, "close"):
@@ -52,6 +54,27 @@ def read_features(path: PathLike, *, mmap: bool = False) -> np.ndarray:
   if x.dtype != np.float32:
     raise DataError(f"{path}: field 'dtype': expected float32 [rows, D], got {x.dtype}")
   return x if mmap else np.array(x)  # A copy in memory, no longer tied to the file.
+
+
+def _refuse_empty_dtype(path: pathlib.Path) -> None:
+  """Names the shape or dtype of a header whose dtype holds no bytes (`V0`, `S0`, ...).
+
+  numpy's map multiplies the shape out in C longs, which overflows for such a header with an
+  astronomical shape although the file holds all of its (zero) bytes: it is the wrong dtype, not unreadable.
+  """
+  with open(path, "rb") as f:
+    try:
+      version = np.lib.format.read_magic(f)
+      read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+      shape, _, dtype = read(f)
+    except (OSError, ValueError, EOFError, SyntaxError, tokenize.TokenError):
+      return
+  if dtype.itemsize or dtype.hasobject or min(shape, default=0) < 0:
+    return
+  shape += dtype.shape
+  if len(shape) != 2 or min(shape) < 1:
+    raise DataError(f"{path}: field 'shape': expected float32 [rows, D], got shape {shape}")
+  raise DataError(f"{path}: field 'dtype': expected float32 [rows, D], got {dtype}")
 
 
 def check_features(collection: Collection, pattern: str, stride: int) -> int:

@@ -630,6 +630,19 @@ def test_features_round_trip(tmp_path, array, version, mmap):
   np.testing.assert_array_equal(got, array)
 
 
+@pytest.mark.parametrize("shape, field", [((2**70, 1), "dtype"), ((3, 2**63 - 1), "dtype"), ((2**70,), "shape")])
+def test_zero_size_dtype_with_huge_shape_names_its_field(tmp_path, shape, field):
+  """numpy's map overflows on such a header (found by the hunt below): the file is of the wrong dtype, not unreadable."""
+  path = _fresh(tmp_path, "resnet50.npy")
+  buffer = io.BytesIO()
+  np.lib.format.write_array_header_2_0(buffer, {"descr": "V0", "fortran_order": False, "shape": shape})
+  path.write_bytes(buffer.getvalue())
+  with pytest.raises(Invalid):
+    expect_features(path.read_bytes())
+  with pytest.raises(DataError, match=f"{re.escape(str(path))}: field '{field}'"):
+    feature_files.read_features(path)
+
+
 DESCRS = ("<f4", "<f4", ">f4", "<f8", "|O", "<U3", [("a", "<f4")], ("<f4", (2,)), 5, "V0", "<f4 ", "f4", "=f4")
 SHAPES = ((2000000000000, 3), (-1, 3), (3, -1), (1, 1, 1), (0, 3), (2**63 - 1, 2**63 - 1), (2**70, 1), [2, 3],
           ("a", 1), (2, 2.0), ())
