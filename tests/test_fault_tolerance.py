@@ -42,6 +42,10 @@ def _cmd(workdir, data_dir, *overrides):
 
 _ENV = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
 
+# One pytest-xdist worker runs the module and tests/test_entry_points.py (`--dist loadgroup`): their runs
+# share one tiny trainer, compiled once (tests/conftest.py's compilation cache), not by both workers at once.
+pytestmark = pytest.mark.xdist_group("tiny_demo_trainer")
+
 
 def _params(workdir):
   with ocp.CheckpointManager(os.path.join(workdir, "checkpoints"), item_names=("state", "data")) as mngr:
@@ -113,6 +117,7 @@ def test_sigterm_saves_and_the_restart_continues(tmp_path, demo_data_dir):
   assert _params(workdir)[0] == step + 2
 
 
+@pytest.mark.slow  # three runs: damaged, resumed, clean
 def test_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path, demo_data_dir):
   workdir = str(tmp_path / "run")
   train.run(_tiny_config(demo_data_dir, max_steps_per_run=4), workdir)  # checkpoints at 2 and 4

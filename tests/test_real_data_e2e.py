@@ -17,6 +17,10 @@ from tests.data.rulstm import fixtures as fx
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
+
+# One pytest-xdist worker runs the module (`--dist loadgroup`): `ek55_run` trains once, not once per worker.
+pytestmark = pytest.mark.xdist_group("real_data_e2e")
+
 TINY = ["--config.data.num_frames=4", "--config.model.head.num_layers=1", "--config.model.head.inter_dim=32",
         "--config.model.head.num_heads=2", "--config.model.backbone.dim=16", "--config.train.batch_size=8",
         "--config.eval.batch_size=8", "--config.schedule.warmup_steps=0", "--config.train.profile_steps=0",

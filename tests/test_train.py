@@ -101,9 +101,11 @@ def single_device_run():
   return (splits, *_three_steps({"data": 1, "fsdp": 1, "tensor": 1}, splits))
 
 
+@pytest.mark.xdist_group("sharded_steps")  # one worker (`--dist loadgroup`): `single_device_run` runs once
 @pytest.mark.parametrize("mesh, shard_shape", [
     ({"data": 2, "fsdp": 4, "tensor": 1}, (32 // 4, 128)),  # embed -> fsdp
-    ({"data": 2, "fsdp": 1, "tensor": 4}, (32, 128 // 4)),  # mlp -> tensor
+    # mlp -> tensor; the fast tier's tensor-parallel check is tests/next_step/test_model.py's data x tensor mesh.
+    pytest.param({"data": 2, "fsdp": 1, "tensor": 4}, (32, 128 // 4), marks=pytest.mark.slow),
 ])
 def test_sharded_steps_match_single_device(mesh, shard_shape, single_device_run):
   assert jax.device_count() == 8, "tests/conftest.py sets 8 fake CPU devices"

@@ -1,5 +1,7 @@
 """The text-teacher side of method 1: MLM, fine-tuning (from MLM or real MiniLM weights), export,
-and distillation with a cached or an online teacher."""
+and distillation with a cached or an online teacher.
+
+The MLM -> teacher -> export chain (`kd_runs`) and what uses it are the slow tier."""
 
 import importlib.util
 import os
@@ -9,11 +11,15 @@ import ml_collections
 import numpy as np
 import pytest
 
+from anticipax import sharding
 from anticipax import train
 from anticipax.data import action_text
 from anticipax.data import teacher_outputs
 from anticipax.tasks import mlm as mlm_task
 from configs import demo_kd
+
+# One pytest-xdist worker runs the module (`--dist loadgroup`): `kd_runs` trains once, not once per worker.
+pytestmark = pytest.mark.xdist_group("text_teacher")
 
 
 def _tiny(c, steps=2):
@@ -42,6 +48,33 @@ def kd_runs(tmp_path_factory, demo_data_dir):
   return root, stages, mlm_result, teacher_result
 
 
+def test_a_teacher_from_scratch_takes_a_step_and_scores_the_validation_split(demo_data_dir, tmp_path):
+  """The teacher's task at tiny size without the chain: a scratch BERT reads the text of the last actions."""
+  stages = demo_kd.get_config().stages
+  mlm = _tiny(stages.mlm)
+  mlm.data.tfds_data_dir = demo_data_dir
+  tokenizer_dir = str(tmp_path / "tokenizer")
+  action_text.build_word_tokenizer(mlm_task.MlmTask.load_data(mlm).train, tokenizer_dir)
+  teacher = _tiny(stages.teacher)
+  teacher.data.tfds_data_dir = demo_data_dir
+  teacher.text.update(init_workdir="", tokenizer=tokenizer_dir)
+  teacher.text.scratch.update(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
+  teacher.schedule.warmup_steps = 0  # the first step updates
+  trainer = train.Trainer(teacher, devices=jax.devices()[:1])
+  assert {"input_ids", "attention_mask", "action"} <= set(trainer.task.train_keys)
+  state = trainer.init_state()
+  before = jax.tree.leaves(jax.device_get(state.params))  # the step donates the state
+  batch = sharding.global_batch(next(trainer.train_iterator()), trainer.mesh)
+  stepped, metrics, finite = trainer.train_step(state, batch)
+  assert all(bool(v) for v in jax.device_get(finite).values())
+  assert np.isfinite(float(metrics.compute()["loss"])) and int(stepped.step) == 1
+  assert any(not np.array_equal(a, b) for a, b in zip(before, jax.tree.leaves(jax.device_get(stepped.params))))
+  scores = trainer.evaluate(stepped.params)
+  assert 0.0 <= scores["action/top1"] <= scores["action/top5"] <= 1.0
+  assert 0.0 <= scores["action/mean_top1"] <= 1.0
+
+
+@pytest.mark.slow
 def test_mlm_and_teacher_runs_export_outputs(kd_runs, demo_data_dir):
   root, _, mlm_result, teacher_result = kd_runs
   assert mlm_result["step"] == 2 and 0.0 <= mlm_result["eval/mlm/accuracy"] <= 1.0
@@ -64,6 +97,7 @@ def _student(demo_data_dir, **distill):
   return c
 
 
+@pytest.mark.slow
 def test_cached_and_online_teacher_give_the_same_loss(kd_runs, demo_data_dir):
   root, _, _, _ = kd_runs
   cached = train.Trainer(_student(demo_data_dir, kind="kl", temperature=2.0, weight=1.0,
@@ -88,12 +122,14 @@ def test_cached_and_online_teacher_give_the_same_loss(kd_runs, demo_data_dir):
   np.testing.assert_allclose(float(terms_a["loss"]), float(terms_b["loss"]), rtol=1e-5)
 
 
-def test_segments_without_teacher_entry_are_masked(kd_runs, demo_data_dir, tmp_path):
-  root, _, _, _ = kd_runs
-  full = teacher_outputs.TeacherOutputs.load(str(root / "teacher" / "teacher_outputs_train.npz"))
-  uids = list(full.uids)[: len(full) // 2]
+def test_segments_without_teacher_entry_are_masked(demo_data_dir, tmp_path):
+  # Teacher outputs (as an export writes them: 100 action logits per training segment's uid) for half the
+  # training segments.
+  from anticipax.data import synthetic_kitchen  # pylint: disable=g-import-not-at-top
+  train_split = synthetic_kitchen.load(demo_data_dir).as_data_source("train")
+  uids = [train_split[i]["uid"].decode() for i in range(len(train_split))][: len(train_split) // 2]
   partial = str(tmp_path / "half.npz")
-  teacher_outputs.write(partial, uids, np.stack([full.lookup(u)[0] for u in uids]))
+  teacher_outputs.write(partial, uids, np.random.default_rng(0).normal(size=(len(uids), 100)).astype(np.float32))
   trainer = train.Trainer(_student(demo_data_dir, kind="kl", temperature=2.0, weight=1.0,
                                    teacher_outputs=partial), devices=jax.devices()[:1])
   batch = next(trainer.train_iterator())

@@ -3,6 +3,8 @@
 contrasts either representation it exports, and the pipeline wires it all and survives a kill.
 
 Java may be missing on a user's machine: these tests run the caption metrics without it (METEOR is NaN).
+Everything that trains is a chain (pretrain -> teacher -> student or the pipeline): the slow tier; the fast
+tier checks the corpus and the pipeline's wiring on the prepared data.
 """
 
 import glob
@@ -49,6 +51,9 @@ TEXT = {"text.max_len": 12, "text.scratch.hidden_size": 32, "text.scratch.num_la
         "text.scratch.max_position_embeddings": 16}
 CORPUS = {"data.num_corpus_recipes": NUM_CORPUS}
 
+# One pytest-xdist worker runs the module (`--dist loadgroup`): its module fixtures train once, not once per worker.
+pytestmark = pytest.mark.xdist_group("corpus_pretraining")
+
 
 @pytest.fixture(scope="module", autouse=True)
 def _no_java():
@@ -92,8 +97,8 @@ def _assert_same_tree(a, b):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-  """A 2-step pretrain run on the synthetic corpus, then a 2-step teacher started from it."""
+def prepared(tmp_path_factory):
+  """The synthetic Tasty collection and corpus (built once), the word tokenizer and the two stages' configs."""
   root = tmp_path_factory.mktemp("corpus_pretraining")
   data_dir = str(root / "tfds")
   tokenizer = str(root / "tokenizer")
@@ -102,15 +107,24 @@ def runs(tmp_path_factory):
   pretrain.text.tokenizer = tokenizer
   teacher = _tiny("teacher", data_dir, tokenizer)
   teacher.text.init_workdir = str(root / "pretrain")
-  results = {"pretrain": train.run(pretrain, str(root / "pretrain")),
-             "teacher": train.run(teacher, str(root / "teacher"))}
-  return root, {"pretrain": pretrain, "teacher": teacher}, results
+  return root, {"pretrain": pretrain, "teacher": teacher}
+
+
+@pytest.fixture(scope="module")
+def runs(prepared):
+  """A 2-step pretrain run on the synthetic corpus, then a 2-step teacher started from it (a chain: the slow
+  tier only)."""
+  root, configs = prepared
+  results = {"pretrain": train.run(configs["pretrain"], str(root / "pretrain")),
+             "teacher": train.run(configs["teacher"], str(root / "teacher"))}
+  return root, configs, results
 
 
 def _text(value) -> str:
   return value.decode() if isinstance(value, bytes) else str(value)
 
 
+@pytest.mark.slow
 def test_pretrain_trains_on_the_corpus_and_scores_on_tasty_validation(runs):
   root, configs, results = runs
   c = configs["pretrain"]
@@ -129,8 +143,8 @@ def test_pretrain_trains_on_the_corpus_and_scores_on_tasty_validation(runs):
   assert glob.glob(str(root / "pretrain" / "teacher_*_*.npz")) == []
 
 
-def test_leak_guard_drops_copies_of_tasty_evaluation_recipes_only(runs, tmp_path):
-  _, configs, _ = runs
+def test_leak_guard_drops_copies_of_tasty_evaluation_recipes_only(prepared, tmp_path):
+  _, configs = prepared
   c = configs["pretrain"].copy_and_resolve_references()
   tasty_files = reader.Collection(datasets.tasty_manual_dir(c.data), c.data.split)
   valid, test, train_recipe = (tasty_files.splits[s][0] for s in ("validation", "test", "train"))
@@ -149,6 +163,7 @@ def test_leak_guard_drops_copies_of_tasty_evaluation_recipes_only(runs, tmp_path
   assert (counts["read"], counts["kept"], counts["leak_steps"], counts["leak_url"]) == (20, 18, 1, 1)
 
 
+@pytest.mark.slow
 def test_teacher_starts_from_the_whole_pretrained_model(runs):
   root, configs, _ = runs
   pretrained = text_encoders.restore_params(str(root / "pretrain"))
@@ -161,6 +176,7 @@ def test_teacher_starts_from_the_whole_pretrained_model(runs):
   assert any(not np.array_equal(x, y) for x, y in zip(_leaves(fresh), _leaves(pretrained)))
 
 
+@pytest.mark.slow
 def test_teacher_exports_states_and_step_vectors(runs):
   root, configs, _ = runs
   states = teacher_outputs.TeacherOutputs.load(str(root / "teacher" / next_step.STATES_FILE.format(split="train")))
@@ -173,6 +189,7 @@ def test_teacher_exports_states_and_step_vectors(runs):
   assert np.all(np.isfinite(a)) and np.all(np.isfinite(b)) and not np.allclose(a, b)
 
 
+@pytest.mark.slow
 def test_ccd_student_contrasts_the_teacher_step_vectors(runs, tmp_path, caplog):
   root, configs, _ = runs
   c = _tiny("ccd", configs["teacher"].data.tfds_data_dir)
@@ -217,6 +234,7 @@ def _run_config(path) -> dict:
     return json.load(f)
 
 
+@pytest.mark.slow  # the whole pipeline: pretrain -> teacher -> 2 baselines -> 2 students
 def test_pipeline_puts_the_pretrained_teacher_beside_the_step_references(pipeline_run):
   workdir, results, summary, pretrain = pipeline_run
   assert list(results) == ["pretrain", "teacher", "baseline", "student"]
@@ -238,12 +256,17 @@ def test_pipeline_puts_the_pretrained_teacher_beside_the_step_references(pipelin
   assert counts["kept"] == NUM_CORPUS - counts["leak_steps"] - counts["leak_url"] - counts["too_short"]
 
 
+@pytest.mark.slow
 def test_pipeline_without_corpus_skips_pretraining(runs, tmp_path):
   _, configs, _ = runs
   c = _pipeline(configs["teacher"].data.tfds_data_dir, corpus="", order=["pretrain", "teacher"])
   results = distill_pipeline.run(c, str(tmp_path))
   assert list(results) == ["teacher"] and not os.path.exists(tmp_path / "pretrain")
   assert _run_config(tmp_path / "teacher")["text"]["init_workdir"] == ""  # from scratch
+
+
+def test_pipeline_refuses_an_init_workdir_naming_no_earlier_stage(prepared, tmp_path):
+  _, configs = prepared
   bad = _pipeline(configs["teacher"].data.tfds_data_dir, corpus="")
   bad.stages.teacher.text.init_workdir = "<nosuchstage>"
   with pytest.raises(ValueError, match=r"stages\.teacher\.text\.init_workdir: <nosuchstage>"):

@@ -52,7 +52,10 @@ def _targets(seed=0):
   return jnp.asarray(np.random.default_rng(seed).integers(3, V, (B, S, L)), jnp.int32)
 
 
-@pytest.fixture(scope="module", params=[0, LI], ids=["generate", "copy_ingredients"])
+# Copying is checked in the fast tier by test_copying_ingredients_changes_only_the_word_distributions...;
+# every test again with the copying decoder is the slow tier.
+@pytest.fixture(scope="module", params=[0, pytest.param(LI, marks=pytest.mark.slow)],
+                ids=["generate", "copy_ingredients"])
 def visual(request):
   """(model, variables, forward): forward(variables, inputs, targets) is the jitted apply, compiled once; the
   decoder generates words only, or can also copy the recipe's ingredient words (`decoder.copy_ingredients`)."""

@@ -24,6 +24,9 @@ from configs import tasty
 
 SCORED = ("bleu1", "bleu2", "bleu3", "bleu4", "rouge_l", "cider")
 
+# One pytest-xdist worker runs the module (`--dist loadgroup`): `runs` trains once, not once per worker.
+pytestmark = pytest.mark.xdist_group("next_step")
+
 
 @pytest.fixture(scope="module", autouse=True)
 def _no_java():
@@ -53,8 +56,8 @@ def _tiny(stage: str, data_dir: str, tokenizer: str = ""):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-  """The synthetic dataset (built once), then 2-step runs of the teacher, the visual and the CCD student."""
+def prepared(tmp_path_factory):
+  """The synthetic dataset (built once), the word tokenizer and the three stages' configs (nothing trained)."""
   root = tmp_path_factory.mktemp("next_step")
   data_dir = str(root / "tfds")
   probe = _tiny("visual", data_dir)
@@ -63,6 +66,13 @@ def runs(tmp_path_factory):
   configs = {"teacher": _tiny("teacher", data_dir, tokenizer), "visual": _tiny("visual", data_dir),
              "ccd": _tiny("ccd", data_dir)}
   configs["ccd"].distill.teacher_outputs = str(root / "teacher" / next_step.STATES_FILE.format(split="train"))
+  return root, configs
+
+
+@pytest.fixture(scope="module")
+def runs(prepared):
+  """2-step runs of the teacher, the visual and the CCD student (a chain: the slow tier only)."""
+  root, configs = prepared
   results = {name: train.run(c, str(root / name)) for name, c in configs.items()}  # in this order
   return root, configs, results
 
@@ -156,9 +166,9 @@ def test_teacher_exports_one_state_per_real_step(runs):
   assert not outputs.lookup("no-such-recipe#0")[2]
 
 
-def test_every_ingredient_reaches_the_model(runs):
+def test_every_ingredient_reaches_the_model(prepared):
   # Stored ingredients are "name, name, ..."; each name must become its words, none an unknown "name,".
-  _, configs, _ = runs
+  _, configs = prepared
   task = train.Trainer(configs["visual"], devices=jax.devices()[:1]).task
   example = dict(_source(configs["visual"], "train")[0])
   example["ingredients"] = b"onion, bell pepper, oil"
@@ -169,6 +179,24 @@ def test_every_ingredient_reaches_the_model(runs):
   assert not ids[6:].any()
 
 
+@pytest.mark.parametrize("contrast, exported", [("steps", "states"), ("states", "steps")])
+def test_a_student_refuses_exports_of_the_other_kind(prepared, tmp_path, contrast, exported):
+  # Files in the layout `next_step.export_states` writes (keys <recipe>#<step>, zero-class logits, the
+  # vectors as features, the kind in the metadata); the slow test below uses a trained teacher's.
+  _, configs = prepared
+  source = _source(configs["visual"], "train")
+  keys = [next_step.step_key(source[i]["recipe"], s) for i in range(4) for s in range(int(source[i]["num_steps"]))]
+  path = str(tmp_path / f"teacher_{exported}_train.npz")
+  teacher_outputs.write(path, keys, np.zeros((len(keys), 0), np.float32), np.ones((len(keys), 32), np.float32),
+                        metadata={"kind": f"next_step_teacher_{exported}"})
+  c = configs["ccd"].copy_and_resolve_references()
+  c.distill.update(contrast=contrast, teacher_outputs=path)
+  with pytest.raises(ValueError, match=rf"distill.teacher_outputs: .*teacher_{exported}_train.npz hold "
+                                       rf"next_step_teacher_{exported}, not the teacher's {contrast}"):
+    train.Trainer(c, devices=jax.devices()[:1])
+
+
+@pytest.mark.slow
 def test_a_student_refuses_teacher_outputs_of_the_other_representation(runs):
   root, configs, _ = runs
   c = configs["ccd"].copy_and_resolve_references()

@@ -288,6 +288,7 @@ def test_avt_b_trains_two_steps_on_frames(ek100, tmp_path):
   assert os.path.isfile(tmp_path / "run" / "metrics.json")
 
 
+@pytest.mark.slow  # two ViT train steps to compile; the fast tier trains features models
 def test_gradient_accumulation_matches_the_whole_batch(ek100):
   """`train.grad_accum_steps`: k microbatches, one update, the same step as the whole batch (no dropout).
 

@@ -21,6 +21,9 @@ HAVE_JAVA = shutil.which("java") is not None
 needs_java = pytest.mark.skipif(not HAVE_JAVA, reason="needs Java (pycocoevalcap's jars)")
 BETA = 1.2  # pycocoevalcap's ROUGE-L beta.
 
+# One pytest-xdist worker runs the module (`--dist loadgroup`): one METEOR JVM, not one per worker.
+pytestmark = pytest.mark.xdist_group("caption_scoring")
+
 
 @pytest.fixture(scope="module")
 def java_scorer():
@@ -37,7 +40,8 @@ def python_scorer():
     yield scorer
 
 
-@pytest.fixture(params=["python", "java"])
+# The JVM side (METEOR, the PTB tokenizer: seconds per start) is the slow tier.
+@pytest.fixture(params=["python", pytest.param("java", marks=pytest.mark.slow)])
 def scorer(request):
   return request.getfixturevalue(f"{request.param}_scorer")
 
@@ -107,6 +111,7 @@ def test_cider_is_zero_for_a_single_item(python_scorer):
   assert python_scorer.score({0: "mix well"}, {0: "mix well"})["cider"] == 0.0
 
 
+@pytest.mark.slow
 def test_meteor(java_scorer):
   refs = {0: "Put the chicken in the hot oven.", 1: "Season with salt and pepper, then serve."}
   perfect = java_scorer.score(refs, refs)["meteor"]
@@ -143,11 +148,12 @@ PUNCTUATED = {
 }
 
 
-@needs_java
-def test_raw_references_score_as_coco_caption_scores_them():
+@pytest.mark.slow
+def test_raw_references_score_as_coco_caption_scores_them(java_scorer):
   """References as a dataset writes them (contractions, decimals, hyphens, fractions, degrees, parentheses)
   and predictions as a model writes them (normalized): the per-k and pooled scores are coco-caption's,
-  i.e. pycocoevalcap's own PTBTokenizer and scorers on the same raw strings."""
+  i.e. pycocoevalcap's own PTBTokenizer and scorers on the same raw strings. Ours run in the module's
+  METEOR process (`java_scorer`: one JVM start, not one per call)."""
   from anticipax.data.tasty import text  # pylint: disable=g-import-not-at-top
   from pycocoevalcap.bleu.bleu import Bleu  # pylint: disable=g-import-not-at-top
   from pycocoevalcap.cider.cider import Cider  # pylint: disable=g-import-not-at-top
@@ -162,7 +168,8 @@ def test_raw_references_score_as_coco_caption_scores_them():
                  "r3": text.normalize("Add the stir-fry sauce."), "r4": "let it rest .",
                  "r5": text.normalize("Whisk the eggs."), "r6": "preheat the oven to 175 ° c ."}
   out = captions.anticipation_caption_metrics(
-      [dict(recipe=r, k=1, prediction=predictions[r], reference=references[r]) for r in references])
+      [dict(recipe=r, k=1, prediction=predictions[r], reference=references[r]) for r in references],
+      scorer=java_scorer)
   gts = PTBTokenizer().tokenize({r: [{"caption": c}] for r, c in references.items()})
   res = PTBTokenizer().tokenize({r: [{"caption": c}] for r, c in predictions.items()})
   assert gts["r1"] == ["do n't over-mix the batter it 'll be tough"]  # what coco-caption counts
@@ -176,10 +183,12 @@ def test_raw_references_score_as_coco_caption_scores_them():
   # Normalizing the references first (what anticipax did before) changes the counts: "don ' t" is not
   # "do n't", "1 . 5" is not "1.5", "stir - fry" is not "stir-fry".
   normalized = captions.anticipation_caption_metrics(
-      [dict(recipe=r, k=1, prediction=predictions[r], reference=text.normalize(references[r])) for r in references])
+      [dict(recipe=r, k=1, prediction=predictions[r], reference=text.normalize(references[r])) for r in references],
+      scorer=java_scorer)
   assert normalized["bleu4"] != pytest.approx(out["bleu4"], rel=1e-3)
 
 
+@pytest.mark.slow
 @needs_java
 def test_no_java_equals_java(java_scorer, monkeypatch, caplog):
   refs = {k: v[0] for k, v in PUNCTUATED.items()}
@@ -327,6 +336,7 @@ def test_failing_meteor_gives_nan_and_one_warning(monkeypatch, caplog):
     captions.anticipation_caption_metrics(records, use_java=True)
 
 
+@pytest.mark.slow
 def test_meteor_process_is_killed_on_close(java_scorer):
   java_scorer.score({0: "stir"}, {0: "Stir."})
   proc = java_scorer._meteor._proc  # pylint: disable=protected-access
