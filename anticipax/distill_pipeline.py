@@ -7,18 +7,29 @@ Each stage is an ordinary trainer config run in `<workdir>/<stage>` (the arms on
 the next, then prints and writes the comparison (`comparison.json` / `.md`: mean ± std per arm over the
 seeds, relative gain, paired t-test and a verdict; the teacher beside a class prior and a bigram
 predictor fitted on the same training histories).
+
+`config.parallel` trains that many arm runs at once, each in a worker process of its own (0: as many as the
+CPU has cores). Only on the CPU: a small model's step there keeps about one core busy, while one accelerator
+set serves one process, so with GPUs or TPUs the runs go one after another. Every run is the same as
+alone (its own config, seed and workdir), so the numbers do not depend on `parallel`.
 """
 
 import collections
+import contextlib
+from concurrent import futures
+import itertools
+import multiprocessing
 import os
 import sys
 import tempfile
+from typing import Iterator
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
+import jax
 from ml_collections import config_flags
 
 from anticipax import compare
@@ -64,6 +75,41 @@ def _stage_dirs(config, workdir: str) -> dict[str, list[tuple[int, str]]]:
   return dirs
 
 
+def _parallel(config, runs: int) -> int:
+  """How many of `runs` arm runs train at once (`config.parallel`; see the module docstring)."""
+  wanted = int(config.get("parallel", 1))
+  if wanted < 0:
+    raise ValueError(f"config key parallel: {wanted}; use 0 (one run per CPU core) or a positive count")
+  if wanted != 1 and jax.default_backend() != "cpu":
+    logging.info("parallel=%d: runs go one after another on %s (one process holds the devices).", wanted,
+                 jax.default_backend())
+    return 1
+  return max(1, min(wanted or os.cpu_count() or 1, runs))
+
+
+def _train(run_config, stage_dir: str, verbosity: int | None = None) -> dict:
+  """One stage run; `verbosity` is given in a fresh worker process, which sets itself up first."""
+  if verbosity is not None:
+    runtime.setup()
+    logging.set_verbosity(verbosity)
+  return train.run(run_config, stage_dir)
+
+
+def _train_all(jobs: list[tuple[str, object]], parallel: int) -> Iterator[dict]:
+  """Results of (stage_dir, run config) jobs, in order, `parallel` at a time; a job not yet started when
+  the caller stops reading (a run stopped early) never starts."""
+  if parallel == 1:
+    yield from (_train(c, d) for d, c in jobs)
+    return
+  # spawn: JAX's runtime threads do not survive fork.
+  pool = futures.ProcessPoolExecutor(parallel, mp_context=multiprocessing.get_context("spawn"))
+  try:
+    yield from pool.map(_train, [c for _, c in jobs], [d for d, _ in jobs],
+                        itertools.repeat(logging.get_verbosity()))
+  finally:
+    pool.shutdown(cancel_futures=True)
+
+
 def _skipped(c) -> bool:
   """A stage that trains on a corpus (MLM, or a next-step teacher's pretraining) is skipped when none is
   configured: domain pretraining is optional on real data."""
@@ -76,15 +122,17 @@ def run(config, workdir: str) -> dict[str, list[dict]]:
   """Runs every stage of `config.stages` in `config.order`; returns each stage's final metrics per run.
 
   `config.seeds` = N runs each arm (`config.arms`, default baseline and student) with the seeds
-  stage.seed + 0..N-1; the other stages run once. A stage whose run finished is only re-scored.
+  stage.seed + 0..N-1, `config.parallel` of them at once; the other stages run once. A stage whose run
+  finished is only re-scored.
   """
   stages = config.stages
+  arms = set(config.get("arms", ("baseline", "student")))
   dirs = _stage_dirs(config, workdir)
   # "<stage>" in text.init_workdir: that stage's run ("" when it was skipped: start from text.pretrained).
-  ran = {name: dirs[name][0][1] for name in config.order if name not in config.get("arms", ("baseline", "student"))
+  ran = {name: dirs[name][0][1] for name in config.order if name not in arms
          and not _skipped(stages[name])}
   teacher_dir = dirs["teacher"][0][1] if "teacher" in dirs else ""
-  results = {}
+  results, pending = {}, []  # pending: (stage, stage_dir, run config) of arm runs, trained together
   for name in config.order:  # ConfigDict keys iterate sorted, so the order is explicit
     c = stages[name]
     if _skipped(c):
@@ -110,16 +158,25 @@ def run(config, workdir: str) -> dict[str, list[dict]]:
           for p in outputs)
       if c.distill.online_teacher == "<teacher>":
         c.distill.online_teacher = teacher_dir
-    results[name] = []
     for seed, stage_dir in dirs[name]:
       run_config = c.copy_and_resolve_references()
       run_config.seed = seed
-      result = train.run(run_config, stage_dir)
+      pending.append((name, stage_dir, run_config))
+    following = config.order[config.order.index(name) + 1:]
+    if name not in arms or not following or following[0] not in arms:  # the arms read no arm's output
+      _finish(pending, results, _parallel(config, len(pending)))
+      pending = []
+  return results
+
+
+def _finish(runs, results, parallel: int) -> None:
+  """Trains `runs` ((stage, stage_dir, run config)) and files their results by stage."""
+  with contextlib.closing(_train_all([r[1:] for r in runs], parallel)) as trained:
+    for (name, stage_dir, run_config), result in zip(runs, trained):
       if result["step"] < run_config.train.steps:  # SIGTERM or max_steps_per_run: later stages must wait
         raise Unfinished(f"stage {name} stopped at step {result['step']} of {run_config.train.steps} in "
                          f"{stage_dir}; rerun the same command to continue")
-      results[name].append(result)
-  return results
+      results.setdefault(name, []).append(result)
 
 
 class Unfinished(Exception):

@@ -218,4 +218,5 @@ def kd_pipeline(teacher: ml_collections.ConfigDict, student: ml_collections.Conf
   return ml_collections.ConfigDict({
       "manual_dir": manual_dir, "tfds_data_dir": tfds_data_dir, "pretrained": pretrained, "corpus": corpus,
       "seeds": 3, "stages": stages, "order": order, "arms": ["baseline", "student"],
+      "parallel": 1,  # arm runs at once: accelerators serve one process (0: one per core, on the CPU)
       "compare_metric": compare_metric})

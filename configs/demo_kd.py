@@ -71,4 +71,7 @@ def get_config(arg: str | None = None):
   return ml_collections.ConfigDict({"tfds_data_dir": data_dir, "stages": stages,
                                     "order": ["mlm", "teacher", "baseline", "student"],
                                     "arms": ["baseline", "student"], "seeds": 1,
+                                    # Arm runs at once: one per core on the CPU (a tiny AVT's step keeps
+                                    # about one busy), one after another on accelerators.
+                                    "parallel": 0,
                                     "compare_metric": "action/mean_top1"})

@@ -156,6 +156,7 @@ def pipeline(kind: str = "real", *, ablation: bool = False) -> ml_collections.Co
     c.data.manual_dir, c.data.tfds_data_dir, c.data.features = manual_dir, tfds_data_dir, features
   out = ml_collections.ConfigDict({
       "manual_dir": manual_dir, "tfds_data_dir": tfds_data_dir, "features": features, "seeds": 3,
+      "parallel": 0 if demo else 1,  # arm runs at once (distill_pipeline): one per core on the CPU, else 1
       "corpus": corpus, "corpus_format": corpus_format,
       "stages": stages, "order": ["pretrain", "teacher", *arms], "arms": arms, "compare_metric": "test/bleu4"})
   if not demo:

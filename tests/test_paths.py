@@ -66,13 +66,15 @@ def test_copy_tree_and_local_copy_keep_sub_folders(tmp_path):
 # -- gs:// end to end --------------------------------------------------------------------------------------
 @pytest.fixture
 def bucket(tmp_path, monkeypatch):
-  """gs://bucket/... is <tmp>/gcs/bucket/... in this process; the current directory is an empty folder that
-  must stay empty."""
+  """gs://bucket/... is <tmp>/gcs/bucket/... in this process and the processes it starts (a pipeline's
+  parallel arm runs); the current directory is an empty folder that must stay empty."""
   root, cwd = tmp_path / "gcs", tmp_path / "cwd"
   cwd.mkdir()
   monkeypatch.chdir(cwd)
   monkeypatch.setitem(register._URI_PREFIXES_TO_CLS, "gs://", register._URI_PREFIXES_TO_CLS["gs://"])  # pylint: disable=protected-access
   fake_gcs.install(str(root))
+  for name in (fake_gcs.ENV, "PYTHONPATH"):
+    monkeypatch.setenv(name, fake_gcs.env(str(root))[name])
   assert str(epath.Path("gs://bucket/x")) == str(root / "bucket" / "x")
   yield root, cwd
   assert not os.listdir(cwd), f"written under the current directory: {os.listdir(cwd)}"
