@@ -90,8 +90,9 @@ def _parallel(config, runs: int) -> int:
 def _train(run_config, stage_dir: str, verbosity: int | None = None) -> dict:
   """One stage run; `verbosity` is given in a fresh worker process, which sets itself up first."""
   if verbosity is not None:
-    runtime.setup()
+    logging.use_absl_handler()  # as absl's app.run does in the parent (runtime.setup filters it)
     logging.set_verbosity(verbosity)
+    runtime.setup()
   return train.run(run_config, stage_dir)
 
 
