@@ -8,6 +8,7 @@ from anticipax import distill_pipeline
 from configs import demo_kd
 
 
+@pytest.mark.slow  # an MLM run; the fast tier reaches the pipeline through test_corpus_pretraining's wiring test
 def test_an_unfinished_stage_stops_the_pipeline(tmp_path, demo_data_dir):
   c = demo_kd.get_config()
   c.tfds_data_dir = demo_data_dir

@@ -149,6 +149,7 @@ def test_incompatible_checkpoint_lists_mismatched_shapes(tmp_path, demo_data_dir
   assert "opt_state" not in str(e.value)  # its mirror of the parameters is not repeated
 
 
+@pytest.mark.slow  # four runs; the fast tier's refusal is tests/test_entry_points.py's, through main
 def test_workdir_of_another_config_is_refused_unless_overwritten(tmp_path, demo_data_dir):
   workdir = str(tmp_path / "run")
   train.run(_tiny_config(demo_data_dir, steps=2), workdir)
@@ -186,6 +187,7 @@ def test_nonfinite_loss_stops_with_step_and_term_and_keeps_good_checkpoint(tmp_p
     assert all(np.all(np.isfinite(np.asarray(x))) for x in _params(workdir)[1])
 
 
+@pytest.mark.slow  # the fast tier stops on the same bad example (the test above)
 def test_skip_nonfinite_skips_the_bad_update(tmp_path):
   workdir = str(tmp_path / "run")
   result = train.run(_fake_config(steps=8, skip_nonfinite=True), workdir, splits=_splits_with_a_nan_example())

@@ -240,6 +240,7 @@ def test_backbone_folds_frames_into_the_batch(golden, tiny):
 FULL_OPTIMIZATION = {"xla_backend_optimization_level": 3, "xla_llvm_disable_expensive_passes": False}
 
 
+@pytest.mark.slow  # four programs at XLA's full optimisation
 def test_remat_and_bf16(golden, tiny):
   config, params = tiny
   pixels = golden["native_pixels"]

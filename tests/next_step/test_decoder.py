@@ -89,7 +89,7 @@ def _source():
   return ids, jnp.array([[True, True, True], [True, True, False], [False, False, False]])
 
 
-@pytest.mark.parametrize("copy", [False, True], ids=["generate", "copy"])
+@pytest.mark.parametrize("copy", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["generate", "copy"])
 def test_incremental_decoding_with_the_cache_equals_teacher_forcing(copy):
   model = _decoder(copy_positions=4 if copy else 0)
   tokens, memory, memory_mask = _inputs()

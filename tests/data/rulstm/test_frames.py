@@ -247,6 +247,7 @@ def test_pipeline_augmentation_depends_on_seed_epoch_and_example_only():
 
 # -- AVT-b: multi-view evaluation and a short training run -------------------------------------------------
 
+@pytest.mark.slow  # a ViT trainer to compile; the fast tier checks the views themselves (tests above)
 def test_eval_scores_are_the_mean_over_views(ek100):
   _, _, config, _ = ek100
   config = config.copy_and_resolve_references()
