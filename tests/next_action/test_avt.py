@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from anticipax.next_action.avt import build_avt
-from configs import common
+from tests.axis_names import assert_every_parameter_has_ruled_axis_names
 from configs import egtea
 from configs import ek55
 
@@ -138,14 +138,7 @@ def test_every_parameter_has_logical_axis_names_with_a_sharding_rule():
   cfg = egtea.get_config()
   model = build_avt(cfg.model, num_classes=egtea.NUM_CLASSES)
   params = _abstract_params(model, num_frames=cfg.data.num_frames, in_dim=TSN_RGB_DIM)
-  boxes = jax.tree_util.tree_flatten_with_path(params, is_leaf=lambda x: isinstance(x, nn.Partitioned))[0]
-  ruled = {name for name, _ in common.base_config().logical_axis_rules}
-  assert len(boxes) == len(jax.tree.leaves(params))  # every leaf sits in a box
-  for path, box in boxes:
-    where = jax.tree_util.keystr(path)
-    assert isinstance(box, nn.Partitioned), f"{where} has no logical axis names"
-    assert len(box.names) == box.value.ndim, where
-    assert set(box.names) <= ruled, f"{where}: {box.names} has a name without a rule in logical_axis_rules"
+  assert_every_parameter_has_ruled_axis_names(params)
 
 
 @pytest.mark.parametrize("verb_noun_heads", [True, False])

@@ -52,14 +52,7 @@ TEXT = {"text.max_len": 12, "text.scratch.hidden_size": 32, "text.scratch.num_la
 CORPUS = {"data.num_corpus_recipes": NUM_CORPUS}
 
 # One pytest-xdist worker runs the module (`--dist loadgroup`): its module fixtures train once, not once per worker.
-pytestmark = pytest.mark.xdist_group("corpus_pretraining")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _no_java():
-  with pytest.MonkeyPatch.context() as mp:
-    mp.setenv(captions.NO_JAVA_ENV, "1")
-    yield
+pytestmark = [pytest.mark.xdist_group("corpus_pretraining"), pytest.mark.usefixtures("no_java")]
 
 
 def _sizes(c) -> dict:

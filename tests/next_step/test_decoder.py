@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from anticipax.next_step.decoder import TransformerDecoder
-from configs import common
+from tests.axis_names import assert_every_parameter_has_ruled_axis_names
 
 N, L, M, MEM_DIM, V, DIM, HEADS = 3, 6, 2, 8, 11, 16, 4
 
@@ -49,14 +49,7 @@ def test_parameter_shapes_and_logical_axis_names(tie):
   tokens, memory, memory_mask = _inputs()
   variables = jax.eval_shape(lambda: model.init(jax.random.key(0), tokens, memory, memory_mask))
   params = variables["params"]
-  boxes = jax.tree_util.tree_flatten_with_path(params, is_leaf=lambda x: isinstance(x, nn.Partitioned))[0]
-  ruled = {name for name, _ in common.base_config().logical_axis_rules} | {"vocab"}
-  assert len(boxes) == len(jax.tree.leaves(params))
-  for path, box in boxes:
-    where = jax.tree_util.keystr(path)
-    assert isinstance(box, nn.Partitioned), f"{where} has no logical axis names"
-    assert len(box.names) == box.value.ndim, where
-    assert set(box.names) <= ruled, where
+  assert_every_parameter_has_ruled_axis_names(params, extra_names=("vocab",))
   assert params["embed"]["embedding"].value.shape == (V, DIM)
   assert params["embed"]["embedding"].names == ("vocab", "embed")
   assert params["wpe"].value.shape == (L, DIM)

@@ -16,6 +16,7 @@ from anticipax.next_step import decoding
 from anticipax.next_step.model import build_next_step_model, masked_mean, with_pretrained_text_encoder
 from anticipax import sharding
 from configs import common
+from tests.axis_names import assert_every_parameter_has_ruled_axis_names
 from tests.next_step.test_decoder import random_params
 
 GOLDEN = os.path.join(os.path.dirname(os.path.dirname(__file__)), "models", "golden")
@@ -70,14 +71,6 @@ def visual(request):
   return model, {"params": params}, forward
 
 
-def _check_axis_names(params):
-  boxes = jax.tree_util.tree_flatten_with_path(params, is_leaf=lambda x: isinstance(x, nn.Partitioned))[0]
-  ruled = {name for name, _ in common.base_config().logical_axis_rules} | {"vocab"}
-  assert len(boxes) == len(jax.tree.leaves(params))
-  for path, box in boxes:
-    where = jax.tree_util.keystr(path)
-    assert isinstance(box, nn.Partitioned), f"{where} has no logical axis names"
-    assert len(box.names) == box.value.ndim and set(box.names) <= ruled, where
 
 
 @pytest.mark.parametrize("pooling, dtype", [("mean", "float32"), ("cls", "bfloat16")])
@@ -93,7 +86,7 @@ def test_visual_model_outputs_and_axis_names(pooling, dtype):
   assert set(params) == {"step_encoder", "ingredient_encoder", "temporal", "decoder", "projection"}
   assert ("cls" in params["step_encoder"]) == (pooling == "cls")
   assert params["temporal"]["wpe"].value.shape == (S + 1, DIM)
-  _check_axis_names(params)
+  assert_every_parameter_has_ruled_axis_names(params, extra_names=("vocab",))
   states = jax.eval_shape(lambda v: model.apply(v, _inputs(), method="encode"), variables)
   assert states.shape == (B, S, DIM)
   for width in (1, 2):  # decoding traces in both dtypes (the while loops' carries keep their types)

@@ -25,14 +25,7 @@ from configs import tasty
 SCORED = ("bleu1", "bleu2", "bleu3", "bleu4", "rouge_l", "cider")
 
 # One pytest-xdist worker runs the module (`--dist loadgroup`): `runs` trains once, not once per worker.
-pytestmark = pytest.mark.xdist_group("next_step")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _no_java():
-  with pytest.MonkeyPatch.context() as mp:
-    mp.setenv(captions.NO_JAVA_ENV, "1")
-    yield
+pytestmark = [pytest.mark.xdist_group("next_step"), pytest.mark.usefixtures("no_java")]
 
 
 def _tiny(stage: str, data_dir: str, tokenizer: str = ""):
