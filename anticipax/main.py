@@ -6,7 +6,7 @@ Config fields can be overridden on the command line, e.g. `--config.train.steps=
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow is here only for clu's summary writers
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow, where installed, may come in through TFDS
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags

@@ -1,5 +1,6 @@
 """Process setup shared by the command-line entry points (main, predict, prepare, distill_pipeline)."""
 
+import importlib.util
 import logging as std_logging
 import os
 
@@ -15,7 +16,10 @@ class _QuietCheckpointing(std_logging.Filter):
 
 
 def _hide_accelerators_from_tensorflow():
-  """clu's TensorBoard writers run TensorFlow; keep it off the GPUs/TPUs that JAX owns."""
+  """anticipax never imports TensorFlow, but where it is installed (Colab) TFDS and etils may (gs:// paths):
+  keep it off the GPUs/TPUs that JAX owns. Without accelerators there is nothing to hide, and no import."""
+  if jax.default_backend() == "cpu" or importlib.util.find_spec("tensorflow") is None:
+    return
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], "GPU")
   tf.config.set_visible_devices([], "TPU")
@@ -49,9 +53,9 @@ def check_backend(env=os.environ) -> None:
 
 def setup() -> None:
   """Call first in an entry point's absl `main`."""
-  _hide_accelerators_from_tensorflow()
   logging.get_absl_handler().addFilter(_QuietCheckpointing())
   _maybe_initialize_distributed()
   check_backend()
+  _hide_accelerators_from_tensorflow()  # after JAX started: TensorFlow is not imported yet
   logging.info("JAX process %d/%d, local devices %s", jax.process_index(), jax.process_count(),
                jax.local_devices())

@@ -18,9 +18,7 @@ import threading
 from typing import Any
 
 from absl import logging
-from clu import metric_writers
 from clu import metrics as clu_metrics
-from clu import periodic_actions
 import flax
 from flax import traverse_util
 import flax.linen as nn
@@ -34,6 +32,7 @@ from anticipax import checkpointing
 from anticipax import optimizers
 from anticipax import paths
 from anticipax import sharding
+from anticipax import summaries
 from anticipax import tasks
 from anticipax.data import buckets
 from anticipax.data import datasets
@@ -302,84 +301,84 @@ def run(config, workdir: str, *, splits: pipeline.Splits | None = None,
 def _run(config, workdir, splits, overwrite, preemption) -> dict[str, Any]:
   trainer = Trainer(config, splits)
   checkpoints = checkpointing.Checkpoints(workdir, config, overwrite=overwrite)
-  writer = metric_writers.create_default_writer(str(workdir), just_logging=jax.process_index() > 0)
+  writer = summaries.Writer(workdir if jax.process_index() == 0 else None)  # other processes: the log only
+  try:
+    iterator = trainer.train_iterator()
+    data_state = iterator.get_state()
+    restored = checkpoints.restore(trainer.abstract_state)
+    if restored is not None:
+      state, data_state = restored
+      iterator.set_state(data_state)
+    else:
+      state = trainer.init_state()
+    step = int(jax.device_get(state.step))
 
-  iterator = trainer.train_iterator()
-  data_state = iterator.get_state()
-  restored = checkpoints.restore(trainer.abstract_state)
-  if restored is not None:
-    state, data_state = restored
-    iterator.set_state(data_state)
-  else:
-    state = trainer.init_state()
-  step = int(jax.device_get(state.step))
+    num_params = sum(x.size for x in jax.tree.leaves(state.params))
+    logging.info("Model: %s parameters; mesh %s; global batch %d.", f"{num_params:,}",
+                 dict(trainer.mesh.shape), trainer.global_batch_size)
 
-  num_params = sum(x.size for x in jax.tree.leaves(state.params))
-  logging.info("Model: %s parameters; mesh %s; global batch %d.", f"{num_params:,}",
-               dict(trainer.mesh.shape), trainer.global_batch_size)
+    tcfg = config.train
+    hooks, progress = [], None
+    if jax.process_index() == 0:
+      progress = summaries.Progress(trainer.total_steps, writer, tcfg.log_every)
+      hooks.append(progress)
+      if tcfg.get("profile_steps", 0):
+        hooks.append(summaries.Profile(str(workdir), tcfg.profile_steps, tcfg.get("profile_first_step", 10)))
+    skip_nonfinite = tcfg.get("skip_nonfinite", False)
 
-  tcfg = config.train
-  hooks = []
-  if jax.process_index() == 0:
-    hooks.append(periodic_actions.ReportProgress(num_train_steps=trainer.total_steps, writer=writer,
-                                                 every_steps=tcfg.log_every))
-    if tcfg.get("profile_steps", 0):
-      hooks.append(periodic_actions.Profile(logdir=str(workdir), num_profile_steps=tcfg.profile_steps,
-                                            first_profile=tcfg.get("profile_first_step", 10)))
-  progress = next((h for h in hooks if isinstance(h, periodic_actions.ReportProgress)), None)
-  skip_nonfinite = tcfg.get("skip_nonfinite", False)
+    eval_metrics = None
+    train_metrics = None
+    pending_finite = []  # (step, {term: finite}) not yet looked at: checked at log and save time only
+    # A run may stop early (time-limited jobs): the schedule still spans train.steps, so resuming later
+    # reproduces an uninterrupted run exactly.
+    stop = trainer.total_steps
+    if tcfg.get("max_steps_per_run", 0):
+      stop = min(stop, step + tcfg.max_steps_per_run)
+    batches = trainer.batches(iterator) if step < stop else iter(())
+    while step < stop:
+      with jax.profiler.StepTraceAnnotation("train", step_num=step):
+        data_state, batch = next(batches)
+        state, step_metrics, finite = trainer.train_step(state, batch)
+      step += 1
+      pending_finite.append((step, finite))
+      train_metrics = step_metrics if train_metrics is None else train_metrics.merge(step_metrics)
+      for hook in hooks:
+        hook(step)
+      preempted = preemption.reached(checkpoints, step)
+      last = step == stop or preempted
+      if step % tcfg.log_every == 0 or last:
+        _check_finite(pending_finite, skip_nonfinite)
+        writer.write_scalars(step, {f"train/{k}": v for k, v in train_metrics.compute().items()})
+        train_metrics = None
+      evaluated = (tcfg.eval_every and step % tcfg.eval_every == 0) or (last and not preempted)
+      if evaluated:
+        with progress.timed("eval") if progress else contextlib.nullcontext():
+          eval_metrics = trainer.evaluate(state.params)
+        writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
+      if step % tcfg.checkpoint_every == 0 or last or evaluated:
+        _check_finite(pending_finite, skip_nonfinite)  # never save a bad state
+        checkpoints.save(step, state, data_state, eval_metrics if evaluated else None)
+      if preempted:
+        logging.warning("Preempted: checkpoint of step %d saved; rerun the same command to continue.", step)
+        break
 
-  eval_metrics = None
-  train_metrics = None
-  pending_finite = []  # (step, {term: finite}) not yet looked at: checked at log and save time only
-  # A run may stop early (time-limited jobs): the schedule still spans train.steps, so resuming later
-  # reproduces an uninterrupted run exactly.
-  stop = trainer.total_steps
-  if tcfg.get("max_steps_per_run", 0):
-    stop = min(stop, step + tcfg.max_steps_per_run)
-  batches = trainer.batches(iterator) if step < stop else iter(())
-  while step < stop:
-    with jax.profiler.StepTraceAnnotation("train", step_num=step):
-      data_state, batch = next(batches)
-      state, step_metrics, finite = trainer.train_step(state, batch)
-    step += 1
-    pending_finite.append((step, finite))
-    train_metrics = step_metrics if train_metrics is None else train_metrics.merge(step_metrics)
-    for hook in hooks:
-      hook(step)
-    preempted = preemption.reached(checkpoints, step)
-    last = step == stop or preempted
-    if step % tcfg.log_every == 0 or last:
-      _check_finite(pending_finite, skip_nonfinite)
-      writer.write_scalars(step, {f"train/{k}": v for k, v in train_metrics.compute().items()})
-      train_metrics = None
-    evaluated = (tcfg.eval_every and step % tcfg.eval_every == 0) or (last and not preempted)
-    if evaluated:
-      with progress.timed("eval") if progress else contextlib.nullcontext():
-        eval_metrics = trainer.evaluate(state.params)
-      writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
-    if step % tcfg.checkpoint_every == 0 or last or evaluated:
-      _check_finite(pending_finite, skip_nonfinite)  # never save a bad state
-      checkpoints.save(step, state, data_state, eval_metrics if evaluated else None)
-    if preempted:
-      logging.warning("Preempted: checkpoint of step %d saved; rerun the same command to continue.", step)
-      break
-
-  if eval_metrics is None:  # resumed a finished run: score the restored state again
-    eval_metrics = trainer.evaluate(state.params)
-  checkpoints.latest.wait_until_finished()
-  result = {"step": step, **{f"eval/{k}": float(v) for k, v in eval_metrics.items()}}
-  if step == trainer.total_steps:
-    trainer.task.finalize(trainer, state, workdir)
-    if config.eval.get("test_split"):
-      result.update(_evaluate_test(trainer, checkpoints, state, config.eval.test_split, workdir))
-      writer.write_scalars(step, {k: v for k, v in result.items() if k.startswith("test/")})
-  trainer.task.close()
-  writer.flush()
-  if jax.process_index() == 0:
-    paths.write_text(workdir / checkpointing.METRICS_FILE, json.dumps(result, indent=2, sort_keys=True))
-  checkpoints.close()
-  return result
+    if eval_metrics is None:  # resumed a finished run: score the restored state again
+      eval_metrics = trainer.evaluate(state.params)
+    checkpoints.latest.wait_until_finished()
+    result = {"step": step, **{f"eval/{k}": float(v) for k, v in eval_metrics.items()}}
+    if step == trainer.total_steps:
+      trainer.task.finalize(trainer, state, workdir)
+      if config.eval.get("test_split"):
+        result.update(_evaluate_test(trainer, checkpoints, state, config.eval.test_split, workdir))
+        writer.write_scalars(step, {k: v for k, v in result.items() if k.startswith("test/")})
+    trainer.task.close()
+    writer.flush()  # the summaries in place before metrics.json says the run is done
+    if jax.process_index() == 0:
+      paths.write_text(workdir / checkpointing.METRICS_FILE, json.dumps(result, indent=2, sort_keys=True))
+    checkpoints.close()
+    return result
+  finally:
+    writer.close()  # waits for the queued scalars, puts the event file in place
 
 
 def _evaluate_test(trainer: Trainer, checkpoints: checkpointing.Checkpoints, state: TrainState, split: str,

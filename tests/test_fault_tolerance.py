@@ -17,6 +17,7 @@ from anticipax import checkpointing
 from anticipax import train
 from anticipax.data import fake
 from configs import demo
+from tests import processes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,7 +41,7 @@ def _cmd(workdir, data_dir, *overrides):
           "--config.train.eval_every=0", "--config.train.log_every=1", *overrides]
 
 
-_ENV = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
+_ENV = processes.env()
 
 # One pytest-xdist worker runs the module and tests/test_entry_points.py (`--dist loadgroup`): their runs
 # share one tiny trainer, compiled once (tests/conftest.py's compilation cache), not by both workers at once.

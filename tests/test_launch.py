@@ -15,6 +15,7 @@ import pytest
 from anticipax import sweeps
 from anticipax.launch import trials as trials_lib
 from tests.fake_gcs import sitecustomize as fake_gcs
+from tests import processes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Runs `python -m anticipax.launch ARGS` in a process where `import xmanager` fails.
@@ -139,8 +140,7 @@ def test_local_sweep_in_a_bucket_runs_resumes_and_reports(tmp_path):
           "--config.model.backbone.dim=16", "--config.model.head.inter_dim=32",
           "--config.train.async_checkpointing=False", f"--config.data.tfds_data_dir={tmp_path / 'tfds'}"]
   # One CPU device per trial; a local launch needs no XManager.
-  env = fake_gcs.env(str(gcs), {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu", "HOME": str(tmp_path / "home"),
-                                "PYTHONPATH": str(REPO)})
+  env = fake_gcs.env(str(gcs), processes.env(HOME=str(tmp_path / "home"), PYTHONPATH=str(REPO)))
   launch = [sys.executable, "-m", "anticipax.launch", f"--config={REPO}/configs/demo.py",
             "--workdir_root=gs://bucket/sweeps", "--trials=1,4", "--"]
 

@@ -11,6 +11,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from tests import processes
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OVERRIDES = ["--config.model.backbone.dim=16", "--config.model.head.inter_dim=32",
              "--config.model.head.num_heads=2", "--config.model.head.num_layers=1",
@@ -22,11 +24,6 @@ OVERRIDES = ["--config.model.backbone.dim=16", "--config.model.head.inter_dim=32
 def _cmd(workdir, data_dir):
   return [sys.executable, "-m", "anticipax.main", "--config=configs/demo.py", f"--workdir={workdir}",
           f"--config.data.tfds_data_dir={data_dir}", *OVERRIDES]
-
-
-def _env(devices, **extra):
-  return {**os.environ, "JAX_PLATFORMS": "cpu",
-          "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", **extra}
 
 
 def _free_port():
@@ -52,13 +49,13 @@ def _state(workdir):
 @pytest.mark.slow
 def test_two_processes_match_one_process_with_eight_devices(tmp_path, demo_data_dir):
   single, pair = tmp_path / "single", tmp_path / "pair"
-  proc = subprocess.run(_cmd(single, demo_data_dir), cwd=REPO, env=_env(8), capture_output=True, text=True,
+  proc = subprocess.run(_cmd(single, demo_data_dir), cwd=REPO, env=processes.env(8), capture_output=True, text=True,
                         timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
 
   port = _free_port()
   procs = [subprocess.Popen(_cmd(pair, demo_data_dir), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=_env(4, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+                            text=True, env=processes.env(4, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
                                                 JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(i)))
            for i in range(2)]
   outputs = [p.communicate(timeout=600) for p in procs]

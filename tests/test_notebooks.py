@@ -17,6 +17,8 @@ import types
 
 import pytest
 
+from tests import processes
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = ("quickstart", "tpu_training", "instructional")
 _RUN = {"train.steps": 4, "train.log_every": 2, "train.eval_every": 4, "train.checkpoint_every": 4,
@@ -57,6 +59,10 @@ def _stages(prefix: str, stages, sizes: dict) -> dict:
   return {f"{prefix}{stage}.{k}": v for stage in stages for k, v in sizes.items()}
 
 
+# The pipelines' arm runs in the kernel, one after another: the test session keeps the cores busy already.
+ONE_RUN_AT_A_TIME = {"parallel": 1}
+
+
 # -- tiny parameters, one function per notebook ------------------------------------------------------------
 def _quickstart(root: pathlib.Path, demo_data_dir: str) -> dict:
   text = {"text.max_len": 32, "text.scratch.hidden_size": 32, "text.scratch.num_layers": 1,
@@ -65,7 +71,8 @@ def _quickstart(root: pathlib.Path, demo_data_dir: str) -> dict:
   avt = {"model.head.num_layers": 1, "model.head.inter_dim": 32, "model.head.num_heads": 2,
          "model.backbone.dim": 16, "train.batch_size": 16, "eval.batch_size": 256}
   overrides = {**_stages("stages.", ("mlm", "teacher", "baseline", "student"), _RUN),
-               **_stages("stages.", ("mlm", "teacher"), text), **_stages("stages.", ("baseline", "student"), avt)}
+               **_stages("stages.", ("mlm", "teacher"), text), **_stages("stages.", ("baseline", "student"), avt),
+               **ONE_RUN_AT_A_TIME}
   return {"WORKDIR": str(root / "work"), "TFDS_DATA_DIR": demo_data_dir, "SEEDS": 1, "OVERRIDES": overrides,
           "NUM_EXAMPLES": 3}
 
@@ -91,6 +98,7 @@ def _instructional(root: pathlib.Path, demo_data_dir: str) -> dict:
       "text.max_len": 12, "text.scratch.hidden_size": 32, "text.scratch.num_layers": 1,
       "text.scratch.num_heads": 2, "text.scratch.intermediate_size": 64}))
   overrides["stages.pretrain.data.num_corpus_recipes"] = 40
+  overrides.update(ONE_RUN_AT_A_TIME)
   return {"WORKDIR": str(root / "work"), "TFDS_DATA_DIR": str(root / "tfds"), "SEEDS": 1,
           "OVERRIDES": overrides, "NUM_EXAMPLES": 3}
 
@@ -98,8 +106,6 @@ def _instructional(root: pathlib.Path, demo_data_dir: str) -> dict:
 TINY = {"quickstart": _quickstart, "tpu_training": _tpu_training, "instructional": _instructional}
 # Fake CPU devices where the notebook is about the mesh; one device elsewhere (faster on 2 cores).
 DEVICES = {"tpu_training": 4}
-# Compiling dominates 4-step runs: XLA's cheaper CPU pipeline (same results up to float rounding).
-FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 
 
 # -- the checks ------------------------------------------------------------------------------------------
@@ -141,10 +147,8 @@ def execute(name: str, parameters: dict, tmp_path: pathlib.Path):
   nb.cells = [c for c in nb.cells if not _tagged(c, "colab")]
   cell = next(c for c in nb.cells if _tagged(c, "parameters"))
   cell.source = "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
-  devices = DEVICES.get(name, 1)
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "ANTICIPAX_NO_JAVA": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
-         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-         "XLA_FLAGS": (f"--xla_force_host_platform_device_count={devices} " if devices > 1 else "") + FAST_COMPILE}
+  env = processes.env(DEVICES.get(name, 1), ANTICIPAX_NO_JAVA="1", TF_CPP_MIN_LOG_LEVEL="2",
+                      MPLBACKEND="module://matplotlib_inline.backend_inline")
   # Started in colab/, as `jupyter notebook` in a checkout would: the notebook finds the repository root.
   client = nbclient.NotebookClient(nb, km=_kernel_manager(tmp_path / "kernels"), timeout=600,
                                    startup_timeout=120, resources={"metadata": {"path": str(REPO / "colab")}})

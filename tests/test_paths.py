@@ -20,6 +20,7 @@ from anticipax import distill_pipeline
 from anticipax import paths
 from configs import demo_kd
 from tests.fake_gcs import sitecustomize as fake_gcs
+from tests import processes
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -81,7 +82,7 @@ def bucket(tmp_path, monkeypatch):
 
 
 def _env(root) -> dict:
-  return fake_gcs.env(str(root), {**os.environ, "PYTHONPATH": str(REPO), "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"})
+  return fake_gcs.env(str(root), processes.env(PYTHONPATH=str(REPO)))
 
 
 _TINY_AVT = ["--config.model.backbone.dim=16", "--config.model.head.inter_dim=32", "--config.model.head.num_heads=2",

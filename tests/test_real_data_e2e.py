@@ -14,9 +14,10 @@ import sys
 import pytest
 
 from tests.data.rulstm import fixtures as fx
+from tests import processes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
+ENV = processes.env()
 
 # One pytest-xdist worker runs the module (`--dist loadgroup`): `ek55_run` trains once, not once per worker.
 pytestmark = pytest.mark.xdist_group("real_data_e2e")

@@ -15,17 +15,17 @@ from anticipax import sharding
 from anticipax import train
 from anticipax.data import fake
 from configs import demo
+from tests import processes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _main(workdir, data_dir, *overrides):
   """Runs `python -m anticipax.main` on configs/demo.py in a fresh process (1 CPU device)."""
-  env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
   cmd = [sys.executable, "-m", "anticipax.main", "--config=configs/demo.py", f"--workdir={workdir}",
          f"--config.data.tfds_data_dir={data_dir}", "--config.train.async_checkpointing=False",
          *overrides]
-  proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+  proc = subprocess.run(cmd, cwd=REPO, env=processes.env(), capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   return proc
 

@@ -15,15 +15,17 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence, TYPE_CHECKING
 
 import numpy as np
 import tokenizers
 from tokenizers import models, normalizers, pre_tokenizers, processors
-import transformers
 
 from anticipax.data.rulstm import reader as rulstm
 from anticipax.data.errors import DataError
+
+if TYPE_CHECKING:  # transformers takes most of a second to import: only where a tokenizer is built
+  import transformers
 
 PathLike = str | os.PathLike
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # ids 0..4, in this order.
@@ -178,6 +180,7 @@ def build_word_tokenizer(lines: Iterable[str], out_dir: PathLike, *,
   tokenizer.post_processor = processors.TemplateProcessing(
       single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
       special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
+  import transformers  # pylint: disable=g-import-not-at-top
   fast = transformers.PreTrainedTokenizerFast(
       tokenizer_object=tokenizer, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
       sep_token="[SEP]", mask_token="[MASK]", truncation_side="left")

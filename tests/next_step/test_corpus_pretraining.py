@@ -36,6 +36,7 @@ from anticipax.next_step import task as next_step
 from anticipax import text_encoders
 from anticipax import train
 from configs import tasty
+from tests import processes
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NUM_CORPUS = 60
@@ -207,7 +208,7 @@ def test_ccd_student_contrasts_the_teacher_step_vectors(runs, tmp_path, caplog):
 
 def _pipeline(data_dir: str, **top):
   c = tasty.pipeline("demo")
-  c.update(seeds=2, tfds_data_dir=data_dir, **top)
+  c.update(seeds=2, tfds_data_dir=data_dir, parallel=1, **top)  # parallel: the arm runs in this process
   for stage in c.stages.values():
     _shrink(stage)
   return c
@@ -267,12 +268,13 @@ def test_pipeline_refuses_an_init_workdir_naming_no_earlier_stage(prepared, tmp_
   assert not os.path.exists(tmp_path / "bad" / "teacher")
 
 
-_ENV = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu", captions.NO_JAVA_ENV: "1"}
+_ENV = processes.env(**{captions.NO_JAVA_ENV: "1"})
 
 
 def _cmd(workdir, data_dir) -> list[str]:
   """The tiny demo pipeline, one seed; the pretrain stage takes 16 steps and checkpoints after each."""
-  flags = [f"--config.tfds_data_dir={data_dir}", "--config.seeds=1"]
+  # The arm runs one after another: the test session keeps the cores busy already.
+  flags = [f"--config.tfds_data_dir={data_dir}", "--config.seeds=1", "--config.parallel=1"]
   for name, stage in tasty.pipeline("demo").stages.items():
     sizes = _sizes(stage)
     if name == "pretrain":
@@ -309,27 +311,35 @@ def straight(tmp_path_factory):
   return root / "run", stdout, stderr
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("corpus_after_kill", ["reused", "rebuilt"])
-def test_pipeline_killed_while_pretraining_resumes_bit_identically(straight, tmp_path, corpus_after_kill):
-  workdir, data_dir, log = tmp_path / "run", tmp_path / "tfds", tmp_path / "log"
-  proc = _pipeline_cli(workdir, data_dir, log)
-  checkpoints = workdir / "pretrain" / "checkpoints"
+def _kill_at(proc, checkpoints, step: int, log) -> str:
+  """SIGKILLs the pipeline once its pretrain stage has a checkpoint of `step` or later; its stderr."""
   deadline = time.time() + 600
-  while not (checkpoints.is_dir() and any(d.isdigit() and int(d) >= 3 for d in os.listdir(checkpoints))):
+  while not (checkpoints.is_dir() and any(d.isdigit() and int(d) >= step for d in os.listdir(checkpoints))):
     assert proc.poll() is None and time.time() < deadline, open(f"{log}.err").read()[-3000:]
     time.sleep(0.2)
   proc.send_signal(signal.SIGKILL)
   proc.wait()
+  with open(f"{log}.err") as err:
+    return err.read()
+
+
+@pytest.mark.slow
+def test_pipeline_killed_while_pretraining_resumes_bit_identically(straight, tmp_path):
+  """Killed twice: resumed once with the prepared corpus deleted (built again), then with it kept."""
+  workdir, data_dir, log = tmp_path / "run", tmp_path / "tfds", tmp_path / "log"
+  checkpoints = workdir / "pretrain" / "checkpoints"
+  _kill_at(_pipeline_cli(workdir, data_dir, log), checkpoints, 3, log)
   assert not (workdir / "pretrain" / "metrics.json").exists() and not (workdir / "teacher").exists()
-  if corpus_after_kill == "rebuilt":
-    prepared = glob.glob(str(data_dir / "recipe_corpus" / "*"))
-    assert prepared
-    for path in prepared:
-      shutil.rmtree(path)
-  stdout, stderr = _finish(_pipeline_cli(workdir, data_dir, log), log)
-  assert f"Resumed from {checkpoints}" in stderr
-  assert ("Corpus full_dataset.csv (recipenlg): read" in stderr) == (corpus_after_kill == "rebuilt")
+  prepared = glob.glob(str(data_dir / "recipe_corpus" / "*"))
+  assert prepared
+  for path in prepared:
+    shutil.rmtree(path)
+  latest = max(int(d) for d in os.listdir(checkpoints) if d.isdigit())
+  stderr = _kill_at(_pipeline_cli(workdir, data_dir, log), checkpoints, latest + 2, log)  # the corpus rebuilt
+  assert f"Resumed from {checkpoints}" in stderr and "Corpus full_dataset.csv (recipenlg): read" in stderr
+  assert not (workdir / "pretrain" / "metrics.json").exists()
+  stdout, stderr = _finish(_pipeline_cli(workdir, data_dir, log), log)  # the corpus reused
+  assert f"Resumed from {checkpoints}" in stderr and "Corpus full_dataset.csv (recipenlg): read" not in stderr
   (step, state), (straight_step, straight_state) = _state(workdir), _state(straight[0])
   assert step == straight_step == 16
   _assert_same_tree(state, straight_state)

@@ -1,0 +1,102 @@
+"""anticipax.summaries: TensorBoard reads the scalars a run writes (locally and in a bucket), the log shows
+them, progress and profiles come at the steps asked for, and no entry point imports TensorFlow."""
+
+import logging
+import os
+import subprocess
+import sys
+
+from etils.epath import register
+from tensorboard.backend.event_processing import event_accumulator
+
+from anticipax import summaries
+from tests.fake_gcs import sitecustomize as fake_gcs
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _scalars(logdir) -> dict[str, list[tuple[int, float]]]:
+  """What TensorBoard shows: (step, value) per tag, read by TensorBoard's own event reader."""
+  acc = event_accumulator.EventAccumulator(str(logdir))
+  acc.Reload()
+  return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_tensorboard_reads_what_was_written_and_the_log_shows_it(tmp_path, caplog):
+  caplog.set_level(logging.INFO)
+  writer = summaries.Writer(tmp_path / "run")
+  writer.write_scalars(1, {"train/loss": 2.5, "train/accuracy": 0.25})
+  writer.write_scalars(2, {"train/loss": 1.25, "eval/top1": 0.5})
+  writer.close()
+  assert [f for f in os.listdir(tmp_path / "run") if f.startswith("events.out.tfevents.")]
+  assert _scalars(tmp_path / "run") == {"train/loss": [(1, 2.5), (2, 1.25)], "train/accuracy": [(1, 0.25)],
+                                        "eval/top1": [(2, 0.5)]}
+  assert "[1] train/accuracy=0.25, train/loss=2.5" in caplog.messages  # sorted, as clu's LoggingWriter
+
+
+def test_device_values_are_written_and_a_log_only_writer_writes_no_file(tmp_path, caplog):
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  caplog.set_level(logging.INFO)
+  writer = summaries.Writer(None)
+  writer.write_scalars(3, {"x": jnp.float32(0.5), "n": jnp.int32(7)})
+  writer.close()
+  assert "[3] n=7, x=0.5" in caplog.messages
+  assert not os.listdir(tmp_path)
+
+
+def test_a_bucket_receives_the_event_file_at_each_flush(tmp_path, monkeypatch):
+  monkeypatch.setitem(register._URI_PREFIXES_TO_CLS, "gs://", register._URI_PREFIXES_TO_CLS["gs://"])  # pylint: disable=protected-access
+  fake_gcs.install(str(tmp_path / "gcs"))
+  run = tmp_path / "gcs" / "bucket" / "run"
+  writer = summaries.Writer("gs://bucket/run")
+  writer.write_scalars(1, {"loss": 3.0})
+  writer.flush()
+  assert _scalars(run) == {"loss": [(1, 3.0)]}
+  writer.write_scalars(2, {"loss": 2.0})
+  writer.close()
+  assert _scalars(run) == {"loss": [(1, 3.0), (2, 2.0)]}
+  assert len(os.listdir(run)) == 1
+
+
+def test_progress_reports_every_n_steps_and_at_the_last(monkeypatch):
+  notes, written = [], []
+
+  class Unit:
+    def set_notes(self, text):
+      notes.append(text)
+
+  class Recorder:
+    def write_scalars(self, step, scalars):
+      written.append((step, sorted(scalars)))
+
+  monkeypatch.setattr(summaries.platform, "work_unit", Unit)
+  progress = summaries.Progress(total_steps=7, writer=Recorder(), every_steps=3)
+  with progress.timed("eval"):
+    pass
+  for step in range(1, 8):
+    progress(step)
+  assert [s for s, _ in written] == [3, 6, 7]  # the first call only starts the clock
+  assert all(names == ["steps_per_sec", "uptime"] for _, names in written)
+  assert "(7/7)" in notes[-1] and "ETA: 0m" in notes[-1] and "% eval)" in notes[-1]
+
+
+def test_profile_traces_the_steps_after_its_first(monkeypatch, tmp_path):
+  calls = []
+  monkeypatch.setattr(summaries.jax.profiler, "start_trace", lambda logdir: calls.append(("start", logdir)))
+  monkeypatch.setattr(summaries.jax.profiler, "stop_trace", lambda: calls.append(("stop",)))
+  profile = summaries.Profile(str(tmp_path), num_steps=2, first_step=3)
+  for step in range(1, 9):
+    calls.append(step)
+    profile(step)
+  assert calls == [1, 2, 3, ("start", str(tmp_path)), 4, 5, ("stop",), 6, 7, 8]
+
+
+def test_entry_points_do_not_import_tensorflow():
+  """TensorFlow's import alone costs a process seconds; anticipax needs none of it (TFDS reads without it:
+  tests/data/test_synthetic_kitchen.py)."""
+  modules = ", ".join(f"anticipax.{m}" for m in ("main", "predict", "prepare", "extract", "distill_pipeline",
+                                                  "report", "launch"))
+  code = f"import sys, {modules}; print('tensorflow' in sys.modules)"
+  result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.strip().splitlines()[-1] == "False"
