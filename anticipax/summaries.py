@@ -2,9 +2,10 @@
 progress (steps/s, ETA, the share of time spent evaluating) and a profile of a few steps.
 
 clu's metric writers and periodic actions write TensorBoard summaries through TensorFlow, whose import alone
-costs every process seconds; the event file format needs none of it. `Writer` writes what `tf.summary` would
-for scalars (an `events.out.tfevents.*` file of TFRecord-framed `Event` protos, tensorboard's own record
-writer) from a background thread, so converting device values never holds up the training step.
+costs every process seconds; the event file format needs none of it. `Writer` writes what clu's writer
+(`tf.summary.scalar`) wrote: an `events.out.tfevents.*` file of TFRecord-framed `Event` protos whose scalars
+are float32 tensors of TensorBoard's scalars plugin (tensorboard's own record writer and summary protos), from
+a background thread, so converting device values never holds up the training step.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import jax
 import numpy as np
 from tensorboard.compat.proto import event_pb2
 from tensorboard.compat.proto import summary_pb2
+from tensorboard.plugins.scalar import summary_v2 as scalar_summary
 from tensorboard.summary.writer.record_writer import RecordWriter
 
 from anticipax import paths
@@ -63,7 +65,7 @@ class Writer:
     values = {k: np.asarray(jax.device_get(v)).item() for k, v in sorted(scalars.items())}
     logging.info("[%d] %s", step, ", ".join(_format(k, v) for k, v in values.items()))
     if self._records is not None:
-      summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=k, simple_value=float(v))
+      summary = summary_pb2.Summary(value=[scalar_summary.scalar_pb(k, float(v)).value[0]
                                            for k, v in values.items()])
       self._records.write(event_pb2.Event(wall_time=time.time(), step=step, summary=summary).SerializeToString())
 

@@ -14,3 +14,8 @@ def env(devices: int = 1, **extra: str) -> dict[str, str]:
   """`os.environ` with JAX on `devices` CPU devices, compiling fast; `extra` variables added last."""
   flags = (f"--xla_force_host_platform_device_count={devices} " if devices > 1 else "") + FAST_COMPILE
   return {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags, **extra}
+
+# A pipeline's arm runs one after another in the tests (`config.parallel`; 0 would start a worker process
+# per core): the test session keeps every core busy already, and tests/test_distill_pipeline.py checks
+# that parallel runs give what these give.
+ARM_RUNS_AT_ONCE = 1

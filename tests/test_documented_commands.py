@@ -159,8 +159,7 @@ def _overrides(command: str, root: pathlib.Path, fixtures: dict) -> list[str]:
   if "stages" in config:
     # Two seeds where the paired comparison is the point (method 1's pipelines); one elsewhere.
     seeds = 1 if any(st.task == "next_step" for st in config.stages.values()) else 2
-    # Arm runs one after another: the test session keeps the cores busy already.
-    flags = [tfds, f"--config.seeds={seeds}", "--config.parallel=1"]
+    flags = [tfds, f"--config.seeds={seeds}", f"--config.parallel={processes.ARM_RUNS_AT_ONCE}"]
     if "pretrained" in config:
       flags.append(f"--config.pretrained={fixtures['pretrained']}")
     datasets = {DATASETS[s.data.name] for s in config.stages.values() if s.data.name in DATASETS}

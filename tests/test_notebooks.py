@@ -59,10 +59,6 @@ def _stages(prefix: str, stages, sizes: dict) -> dict:
   return {f"{prefix}{stage}.{k}": v for stage in stages for k, v in sizes.items()}
 
 
-# The pipelines' arm runs in the kernel, one after another: the test session keeps the cores busy already.
-ONE_RUN_AT_A_TIME = {"parallel": 1}
-
-
 # -- tiny parameters, one function per notebook ------------------------------------------------------------
 def _quickstart(root: pathlib.Path, demo_data_dir: str) -> dict:
   text = {"text.max_len": 32, "text.scratch.hidden_size": 32, "text.scratch.num_layers": 1,
@@ -72,7 +68,7 @@ def _quickstart(root: pathlib.Path, demo_data_dir: str) -> dict:
          "model.backbone.dim": 16, "train.batch_size": 16, "eval.batch_size": 256}
   overrides = {**_stages("stages.", ("mlm", "teacher", "baseline", "student"), _RUN),
                **_stages("stages.", ("mlm", "teacher"), text), **_stages("stages.", ("baseline", "student"), avt),
-               **ONE_RUN_AT_A_TIME}
+               "parallel": processes.ARM_RUNS_AT_ONCE}
   return {"WORKDIR": str(root / "work"), "TFDS_DATA_DIR": demo_data_dir, "SEEDS": 1, "OVERRIDES": overrides,
           "NUM_EXAMPLES": 3}
 
@@ -98,7 +94,7 @@ def _instructional(root: pathlib.Path, demo_data_dir: str) -> dict:
       "text.max_len": 12, "text.scratch.hidden_size": 32, "text.scratch.num_layers": 1,
       "text.scratch.num_heads": 2, "text.scratch.intermediate_size": 64}))
   overrides["stages.pretrain.data.num_corpus_recipes"] = 40
-  overrides.update(ONE_RUN_AT_A_TIME)
+  overrides["parallel"] = processes.ARM_RUNS_AT_ONCE
   return {"WORKDIR": str(root / "work"), "TFDS_DATA_DIR": str(root / "tfds"), "SEEDS": 1,
           "OVERRIDES": overrides, "NUM_EXAMPLES": 3}
 

@@ -13,7 +13,6 @@ import sys
 import time
 
 from etils import epath
-from etils.epath import register
 import pytest
 
 from anticipax import distill_pipeline
@@ -72,8 +71,7 @@ def bucket(tmp_path, monkeypatch):
   root, cwd = tmp_path / "gcs", tmp_path / "cwd"
   cwd.mkdir()
   monkeypatch.chdir(cwd)
-  monkeypatch.setitem(register._URI_PREFIXES_TO_CLS, "gs://", register._URI_PREFIXES_TO_CLS["gs://"])  # pylint: disable=protected-access
-  fake_gcs.install(str(root))
+  fake_gcs.install_for_test(monkeypatch, str(root))
   for name in (fake_gcs.ENV, "PYTHONPATH"):
     monkeypatch.setenv(name, fake_gcs.env(str(root))[name])
   assert str(epath.Path("gs://bucket/x")) == str(root / "bucket" / "x")

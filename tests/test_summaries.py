@@ -6,8 +6,8 @@ import os
 import subprocess
 import sys
 
-from etils.epath import register
 from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.util import tensor_util
 
 from anticipax import summaries
 from tests.fake_gcs import sitecustomize as fake_gcs
@@ -16,10 +16,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _scalars(logdir) -> dict[str, list[tuple[int, float]]]:
-  """What TensorBoard shows: (step, value) per tag, read by TensorBoard's own event reader."""
-  acc = event_accumulator.EventAccumulator(str(logdir))
+  """(step, value) per tag, read by TensorBoard's own event reader as the notebooks read them: float32
+  tensors of the scalars plugin, as `tf.summary.scalar` (clu's writer) wrote them."""
+  acc = event_accumulator.EventAccumulator(str(logdir), size_guidance={event_accumulator.TENSORS: 0})
   acc.Reload()
-  return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+  out = {}
+  for tag in acc.Tags()["tensors"]:
+    assert acc.SummaryMetadata(tag).plugin_data.plugin_name == "scalars"
+    out[tag] = [(e.step, float(tensor_util.make_ndarray(e.tensor_proto))) for e in acc.Tensors(tag)]
+  return out
 
 
 def test_tensorboard_reads_what_was_written_and_the_log_shows_it(tmp_path, caplog):
@@ -45,8 +50,7 @@ def test_device_values_are_written_and_a_log_only_writer_writes_no_file(tmp_path
 
 
 def test_a_bucket_receives_the_event_file_at_each_flush(tmp_path, monkeypatch):
-  monkeypatch.setitem(register._URI_PREFIXES_TO_CLS, "gs://", register._URI_PREFIXES_TO_CLS["gs://"])  # pylint: disable=protected-access
-  fake_gcs.install(str(tmp_path / "gcs"))
+  fake_gcs.install_for_test(monkeypatch, str(tmp_path / "gcs"))
   run = tmp_path / "gcs" / "bucket" / "run"
   writer = summaries.Writer("gs://bucket/run")
   writer.write_scalars(1, {"loss": 3.0})

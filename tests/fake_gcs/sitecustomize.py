@@ -29,6 +29,13 @@ def install(root: str) -> None:
   register._URI_PREFIXES_TO_CLS["gs://"] = local  # pylint: disable=protected-access
 
 
+def install_for_test(monkeypatch, root: str) -> None:
+  """`install(root)` until the end of the test that owns `monkeypatch` (pytest's fixture)."""
+  from etils.epath import register  # pylint: disable=g-import-not-at-top
+  monkeypatch.setitem(register._URI_PREFIXES_TO_CLS, "gs://", register._URI_PREFIXES_TO_CLS["gs://"])  # pylint: disable=protected-access
+  install(root)
+
+
 def env(root: str, base: dict | None = None) -> dict:
   """Environment of a subprocess whose gs:// paths land under `root`."""
   base = dict(os.environ if base is None else base)

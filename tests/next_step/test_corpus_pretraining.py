@@ -208,7 +208,7 @@ def test_ccd_student_contrasts_the_teacher_step_vectors(runs, tmp_path, caplog):
 
 def _pipeline(data_dir: str, **top):
   c = tasty.pipeline("demo")
-  c.update(seeds=2, tfds_data_dir=data_dir, parallel=1, **top)  # parallel: the arm runs in this process
+  c.update(seeds=2, tfds_data_dir=data_dir, parallel=processes.ARM_RUNS_AT_ONCE, **top)
   for stage in c.stages.values():
     _shrink(stage)
   return c
@@ -273,8 +273,7 @@ _ENV = processes.env(**{captions.NO_JAVA_ENV: "1"})
 
 def _cmd(workdir, data_dir) -> list[str]:
   """The tiny demo pipeline, one seed; the pretrain stage takes 16 steps and checkpoints after each."""
-  # The arm runs one after another: the test session keeps the cores busy already.
-  flags = [f"--config.tfds_data_dir={data_dir}", "--config.seeds=1", "--config.parallel=1"]
+  flags = [f"--config.tfds_data_dir={data_dir}", "--config.seeds=1", f"--config.parallel={processes.ARM_RUNS_AT_ONCE}"]
   for name, stage in tasty.pipeline("demo").stages.items():
     sizes = _sizes(stage)
     if name == "pretrain":
