@@ -47,7 +47,8 @@ def paired_t_test(control: Sequence[float], treated: Sequence[float]) -> PairedT
   if sd == 0.0:
     return PairedTest(n, mean, math.copysign(math.inf, mean) if mean else math.nan, 0.0 if mean else 1.0)
   t = mean / (sd / math.sqrt(n))
-  from scipy import stats  # pylint: disable=g-import-not-at-top  (here: scipy.stats takes most of a second to import)
+  # Imported here: scipy.stats takes most of a second to import, and most commands never test.
+  from scipy import stats  # pylint: disable=g-import-not-at-top
   return PairedTest(n, mean, t, float(2 * stats.t.sf(abs(t), n - 1)))
 
 

@@ -37,7 +37,7 @@ def _format(key: str, value: Any) -> str:
 
 class Writer:
   """Scalars of a run: each `write_scalars` call is one INFO log line `[step] key=value, ...` and, with a
-  `logdir`, one TensorBoard event per scalar in `<logdir>/events.out.tfevents.<time>.<host>`. A remote
+  `logdir`, one TensorBoard event holding them in `<logdir>/events.out.tfevents.<time>.<host>`. A remote
   logdir (gs://) receives the whole file again at each `flush` (buckets have no append)."""
 
   def __init__(self, logdir: paths.PathLike | None = None):
@@ -98,22 +98,26 @@ def _format_secs(seconds: float) -> str:
 
 
 class Progress:
-  """Called after every step: every `every_steps` steps and at `total_steps`, the steps/s since the last
-  report (a point estimate: precise numbers come from a profile), the ETA and where the time went, as the
+  """Called after every step: every `every_steps` steps, at least once a minute and at `total_steps`, the
+  steps/s since the last report (a point estimate: precise numbers come from a profile), the ETA and where the time went, as the
   work unit's notes (XManager shows them) and as the scalars `steps_per_sec` and `uptime`."""
 
-  def __init__(self, total_steps: int, writer: Writer, every_steps: int):
+  EVERY_SECS = 60.0
+
+  def __init__(self, total_steps: int, writer: Writer, every_steps: int, clock=time.monotonic):
     self._total, self._writer, self._every = total_steps, writer, max(int(every_steps), 1)
-    self._start = time.monotonic()
+    self._clock = clock
+    self._start = clock()
     self._last: tuple[int, float] | None = None  # (step, time) of the last report; the first call only starts
     self._parts: dict[str, float] = {}
 
   def __call__(self, step: int) -> None:
-    now = time.monotonic()
+    now = self._clock()
     if self._last is None:
       self._last = (step, now)
       return
-    if step == self._last[0] or (step % self._every and step != self._total):
+    due = step % self._every == 0 or step == self._total or now - self._last[1] >= self.EVERY_SECS
+    if step == self._last[0] or not due:
       return
     rate = (step - self._last[0]) / max(now - self._last[1], 1e-9)
     self._last = (step, now)
@@ -129,9 +133,9 @@ class Progress:
   @contextlib.contextmanager
   def timed(self, name: str) -> Iterator[None]:
     """Counts the time spent in the block (which returns host values: nothing left on the device) as `name`."""
-    start = time.monotonic()
+    start = self._clock()
     yield
-    self._parts[name] = self._parts.get(name, 0.0) + time.monotonic() - start
+    self._parts[name] = self._parts.get(name, 0.0) + self._clock() - start
 
 
 class Profile:

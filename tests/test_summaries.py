@@ -62,7 +62,7 @@ def test_a_bucket_receives_the_event_file_at_each_flush(tmp_path, monkeypatch):
   assert len(os.listdir(run)) == 1
 
 
-def test_progress_reports_every_n_steps_and_at_the_last(monkeypatch):
+def test_progress_reports_every_n_steps_each_minute_and_at_the_last(monkeypatch):
   notes, written = [], []
 
   class Unit:
@@ -74,14 +74,19 @@ def test_progress_reports_every_n_steps_and_at_the_last(monkeypatch):
       written.append((step, sorted(scalars)))
 
   monkeypatch.setattr(summaries.platform, "work_unit", Unit)
-  progress = summaries.Progress(total_steps=7, writer=Recorder(), every_steps=3)
-  with progress.timed("eval"):
-    pass
-  for step in range(1, 8):
+  now = [0.0]
+  progress = summaries.Progress(total_steps=10, writer=Recorder(), every_steps=3, clock=lambda: now[0])
+  for step in range(1, 11):
+    now[0] += 2.0 if step != 8 else 90.0  # step 8 took a minute and a half
+    if step == 5:
+      with progress.timed("eval"):
+        now[0] += 4.0
     progress(step)
-  assert [s for s, _ in written] == [3, 6, 7]  # the first call only starts the clock
+  # The first call only starts the clock; step 8 comes after more than a minute without a report.
+  assert [s for s, _ in written] == [3, 6, 8, 9, 10]
   assert all(names == ["steps_per_sec", "uptime"] for _, names in written)
-  assert "(7/7)" in notes[-1] and "ETA: 0m" in notes[-1] and "% eval)" in notes[-1]
+  assert notes[0].startswith("0.5 steps/s, 30.0% (3/10), ETA: 0m")  # 2 steps in 4 s
+  assert "(10/10)" in notes[-1] and "ETA: 0m" in notes[-1] and "% eval)" in notes[-1]
 
 
 def test_profile_traces_the_steps_after_its_first(monkeypatch, tmp_path):
