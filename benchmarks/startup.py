@@ -19,7 +19,7 @@ from absl import app
 from absl import flags
 
 RUNS = flags.DEFINE_integer("runs", 5, "Fresh processes per entry point.")
-ENTRY_POINTS = ("main", "predict", "prepare", "extract", "distill_pipeline", "report", "launch")
+ENTRY_POINTS = ("main", "predict", "prepare", "extract", "distill_pipeline", "report", "launch.__main__")
 HEAVY = ("tensorflow", "scipy", "transformers")
 _CHILD = """
 import json, resource, sys, time
